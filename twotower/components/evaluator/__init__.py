@@ -1,0 +1,1 @@
+"""RetrievalEvaluator: Recall@K of the exported model vs a popularity baseline; blessing."""

@@ -1,0 +1,1 @@
+"""Data sources for twotower: loaders and the synthetic H&M-format generator."""

@@ -1,0 +1,1 @@
+"""Pipeline wiring (pipeline.py) and runners (local.py)."""

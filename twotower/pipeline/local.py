@@ -1,0 +1,145 @@
+"""Local runner: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata under the root.
+
+Turns CLI flags into create_pipeline arguments, shows which component runs and
+for how long, keeps the full TFX log in ``<pipeline_root>/run.log`` and returns
+the evaluation and the pushed model found through ML Metadata.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Dict, List, Optional, TextIO  # noqa: E402
+
+from absl import logging as absl_logging  # noqa: E402
+from ml_metadata.metadata_store import metadata_store  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402
+
+from twotower.components.evaluator.executor import METRICS_FILE  # noqa: E402
+from twotower.config import Profile  # noqa: E402
+from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
+
+METADATA_FILE = "metadata.sqlite"
+LOG_FILE = "run.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced."""
+
+    metrics: Dict[str, Any]
+    pushed_model: Optional[str]
+    seconds: float
+
+
+def beam_args(workers: int) -> List[str]:
+    """Returns DirectRunner flags: in-memory for 0 workers, else multi-processing with ``workers``."""
+    if workers <= 0:
+        return ["--direct_running_mode=in_memory"]
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+
+
+class ComponentProgress(logging.Handler):
+    """Prints '[i/n] Component ... done in Xs' lines from the LocalDagRunner's log records."""
+
+    _PATTERN = re.compile(r"^Component (\S+) is (running|finished)\.$")
+
+    def __init__(self, components: List[str], stream: TextIO):
+        super().__init__(level=logging.INFO)
+        self._order = {name: i + 1 for i, name in enumerate(components)}
+        self._stream = stream
+        self._started: Dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._PATTERN.match(record.getMessage())
+        if not match:
+            return
+        name, state = match.groups()
+        step = f"[{self._order.get(name, '?')}/{len(self._order)}] {name}"
+        if state == "running":
+            self._started[name] = time.monotonic()
+            self._stream.write(f"{step} ...\n")
+        else:
+            self._stream.write(f"{step} done in {time.monotonic() - self._started.get(name, time.monotonic()):.1f}s\n")
+        self._stream.flush()
+
+
+def _latest_uri(store: metadata_store.MetadataStore, type_name: str) -> Optional[str]:
+    artifacts = store.get_artifacts_by_type(type_name)
+    return max(artifacts, key=lambda a: a.id).uri if artifacts else None
+
+
+def _pushed_model(store: metadata_store.MetadataStore) -> Optional[str]:
+    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if a.custom_properties["pushed"].int_value == 1]
+    if not pushed:
+        return None
+    return max(pushed, key=lambda a: a.id).custom_properties["pushed_destination"].string_value
+
+
+def run_local(
+    profile: Profile,
+    data_root: str,
+    pipeline_root: str,
+    serving_dir: Optional[str] = None,
+    beam_workers: int = 0,
+    enable_cache: bool = False,
+    stream: TextIO = sys.stderr,
+) -> RunResult:
+    """Runs the pipeline locally and returns metrics and the pushed model directory (or None)."""
+    pipeline_root = os.path.abspath(pipeline_root)
+    serving_dir = os.path.abspath(serving_dir or os.path.join(pipeline_root, "serving"))
+    os.makedirs(pipeline_root, exist_ok=True)
+    metadata_path = os.path.join(pipeline_root, METADATA_FILE)
+    pipeline = create_pipeline(
+        pipeline_name=f"twotower-{profile.name}",
+        pipeline_root=pipeline_root,
+        data_root=os.path.abspath(data_root),
+        profile=profile,
+        serving_dir=serving_dir,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        beam_pipeline_args=beam_args(beam_workers),
+        enable_cache=enable_cache,
+    )
+    progress = ComponentProgress([c.id for c in pipeline.components], stream)
+    log_file = logging.FileHandler(os.path.join(pipeline_root, LOG_FILE))
+    log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    absl_logger = absl_logging.get_absl_logger()
+    previous_level = absl_logger.level
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logging.get_absl_handler().setLevel(logging.WARNING)
+    root = logging.getLogger()
+    # Console handlers show warnings and errors only; run.log gets everything.
+    consoles = {h: h.level for h in root.handlers if not isinstance(h, logging.FileHandler)}
+    for handler in consoles:
+        handler.setLevel(logging.WARNING)
+    root.addHandler(log_file)
+    absl_logger.addHandler(progress)
+    started = time.monotonic()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    finally:
+        absl_logger.removeHandler(progress)
+        root.removeHandler(log_file)
+        log_file.close()
+        absl_logger.setLevel(previous_level)
+        for handler, level in consoles.items():
+            handler.setLevel(level)
+    seconds = time.monotonic() - started
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+    )
+    evaluation = _latest_uri(store, "ModelEvaluation")
+    metrics: Dict[str, Any] = {}
+    if evaluation:
+        with open(os.path.join(evaluation, METRICS_FILE), encoding="utf-8") as f:
+            metrics = json.load(f)
+    return RunResult(metrics=metrics, pushed_model=_pushed_model(store), seconds=seconds)

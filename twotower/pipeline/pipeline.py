@@ -1,0 +1,99 @@
+"""create_pipeline: wires the components. No environment, no I/O, no globals.
+
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform ->
+Trainer -> RetrievalEvaluator -> Pusher.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from typing import List, Optional  # noqa: E402
+
+from tfx import v1 as tfx  # noqa: E402
+from tfx.dsl.components.base import executor_spec  # noqa: E402
+
+from twotower.components.evaluator.component import RetrievalEvaluator  # noqa: E402
+from twotower.components.example_gen.component import JoinExampleGen  # noqa: E402
+from twotower.config import Profile  # noqa: E402
+from twotower.trainer import executor as trainer_executor  # noqa: E402
+
+PREPROCESSING_FN = "twotower.transform.preprocessing.preprocessing_fn"
+RUN_FN = "twotower.trainer.run.run_fn"
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    profile: Profile,
+    serving_dir: str,
+    metadata_connection_config: Optional[object] = None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    enable_cache: bool = False,
+) -> tfx.dsl.Pipeline:
+    """Returns the twotower TFX pipeline for ``profile`` over the CSVs in ``data_root``.
+
+    The blessed model is pushed to ``serving_dir/<serving.model_name>/<version>/``.
+    """
+    example_gen = JoinExampleGen(input_base=data_root, profile=profile)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"],
+        infer_feature_shape=True,
+        exclude_splits=["eval", "catalog"],
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        exclude_splits=["catalog"],
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
+        materialize=False,
+        custom_config={"profile": profile.to_json()},
+    )
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor),
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"profile": profile.to_json()},
+    )
+    evaluator = RetrievalEvaluator(
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"], profile=profile
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(serving_dir, profile.serving.model_name)
+            )
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            transform,
+            trainer,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

@@ -1,0 +1,1 @@
+"""Serving: loading pushed versions and asking them for recommendations."""

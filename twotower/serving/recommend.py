@@ -1,0 +1,101 @@
+"""Recommendations from a pushed model, the way a TF Serving client would ask.
+
+The pushed SavedModel carries the profile it was trained with in
+``assets.extra/profile.json``; user features come from the profile's users CSV
+when a data directory is given, otherwise they are sent as missing.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+from typing import Dict, List, Mapping, Optional, Sequence  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+
+from twotower.config import Profile, from_dict  # noqa: E402
+from twotower.trainer.export import PROFILE_ASSET  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """One recommended item."""
+
+    item_id: str
+    name: str
+    score: float
+
+
+def latest_version(serving_dir: str, model_name: Optional[str] = None) -> str:
+    """Returns ``serving_dir/<model>/<highest numeric version>``; one model unless named."""
+    if not os.path.isdir(serving_dir):
+        raise FileNotFoundError(f"{serving_dir}: serving directory not found (run `twotower run` first)")
+    models = [model_name] if model_name else sorted(os.listdir(serving_dir))
+    if len(models) != 1:
+        raise ValueError(f"{serving_dir}: holds models {models}; pick one with --model-name")
+    model_dir = os.path.join(serving_dir, models[0])
+    versions = sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True) if os.path.isdir(model_dir) else []
+    if not versions:
+        raise FileNotFoundError(f"{model_dir}: no numeric version directories (nothing pushed?)")
+    return os.path.join(model_dir, str(versions[0]))
+
+
+def load_profile_of(version_dir: str) -> Profile:
+    """Returns the profile stored with a pushed model version."""
+    with open(os.path.join(version_dir, PROFILE_ASSET), encoding="utf-8") as f:
+        return from_dict(json.load(f), where=os.path.join(version_dir, PROFILE_ASSET))
+
+
+def user_row(data_dir: str, profile: Profile, user_id: str) -> Dict[str, str]:
+    """Returns the users-CSV row of ``user_id`` as {column: cell}; empty when not found."""
+    path = os.path.join(data_dir, profile.data.users)
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row.get(profile.data.user_id) == user_id:
+                return row
+    return {}
+
+
+def query_inputs(signature: tf.types.experimental.ConcreteFunction, values: Sequence[Mapping[str, str]]) -> Dict[str, tf.Tensor]:
+    """Returns ``[batch]`` input tensors for ``signature`` from string cells; '' means missing."""
+    inputs = {}
+    for name, spec in signature.structured_input_signature[1].items():
+        cells = [row.get(name, "") for row in values]
+        if spec.dtype == tf.string:
+            inputs[name] = tf.constant(cells, tf.string)
+        else:
+            inputs[name] = tf.constant([float(c) if c != "" else float("nan") for c in cells], spec.dtype)
+    return inputs
+
+
+def recommend(
+    serving_dir: str,
+    user_id: str,
+    k: int = 10,
+    data_dir: Optional[str] = None,
+    model_name: Optional[str] = None,
+) -> List[Recommendation]:
+    """Returns the top ``k`` items the latest pushed version recommends for ``user_id``."""
+    version_dir = latest_version(serving_dir, model_name)
+    profile = load_profile_of(version_dir)
+    row = user_row(data_dir, profile, user_id) if data_dir else {}
+    row = {**row, profile.data.user_id: user_id}
+    signature = tf.saved_model.load(version_dir).signatures["serving_default"]
+    out = signature(**query_inputs(signature, [row]))
+    ids, names, scores = (out[key].numpy()[0][:k] for key in ("item_ids", "item_names", "scores"))
+    return [Recommendation(i.decode(), n.decode(), float(s)) for i, n, s in zip(ids, names, scores)]
+
+
+def sample_users(data_dir: str, profile: Profile, n: int) -> List[str]:
+    """Returns the ``n`` users with the most interactions in the data (ties by id), for demos."""
+    counts: Dict[str, int] = {}
+    with open(os.path.join(data_dir, profile.data.interactions), newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            user = row[profile.data.user_id]
+            counts[user] = counts.get(user, 0) + 1
+    return [user for user, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]

@@ -1,0 +1,1 @@
+"""The two-tower trainer: input pipeline, towers, training loop and export."""

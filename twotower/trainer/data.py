@@ -1,0 +1,53 @@
+"""Input pipelines: gzipped tf.Example files -> raw features -> transformed features."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from typing import Dict, Iterable, List, Mapping  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+PARSE_BATCH = 4096
+
+
+def files_of(patterns: Iterable[str]) -> List[str]:
+    """Returns the sorted files matching ``patterns``; raises if there are none."""
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise FileNotFoundError(f"no example files match {list(patterns)}")
+    return files
+
+
+def raw_dataset(patterns: Iterable[str], feature_spec: Mapping[str, tf.io.FixedLenFeature]) -> tf.data.Dataset:
+    """Returns batches of parsed raw features (dicts of tensors) from gzipped TFRecords."""
+    return (
+        tf.data.TFRecordDataset(files_of(patterns), compression_type="GZIP")
+        .batch(PARSE_BATCH)
+        .map(lambda s: tf.io.parse_example(s, dict(feature_spec)), num_parallel_calls=tf.data.AUTOTUNE)
+    )
+
+
+def transformed_dataset(
+    patterns: Iterable[str],
+    tft_output: tft.TFTransformOutput,
+    raw_features: Iterable[str],
+    keep: Iterable[str],
+) -> tf.data.Dataset:
+    """Returns unbatched examples: dicts of the transformed features named in ``keep``, each ``[]``.
+
+    Only the ``raw_features`` are parsed, so catalog examples (item columns only)
+    and interaction examples go through the same transform graph.
+    """
+    spec = {name: tft_output.raw_feature_spec()[name] for name in raw_features}
+    layer = tft_output.transform_features_layer()
+    names = list(keep)
+
+    def transform(raw: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        out = layer(raw)
+        return {name: out[name] for name in names}
+
+    return raw_dataset(patterns, spec).map(transform).unbatch()

@@ -1,0 +1,108 @@
+"""Training: fit the two-tower model, embed the catalogue, export the SavedModel.
+
+``train`` is what the TFX run_fn calls; tests and notebooks call it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+from typing import Dict, List, Sequence, Tuple  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from twotower.config import Profile  # noqa: E402
+from twotower.trainer import data, export, model  # noqa: E402
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID, to_dense  # noqa: E402
+
+SHUFFLE_BUFFER = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Inputs and outputs of one training run (file patterns and directories)."""
+
+    train: Sequence[str]
+    eval: Sequence[str]
+    catalog: Sequence[str]
+    transform_graph: str
+    serving_model_dir: str
+    log_dir: str
+
+
+def feature_names(profile: Profile) -> Tuple[List[str], List[str]]:
+    """Returns (query raw feature names, item raw feature names) for the signatures."""
+    d = profile.data
+    query = [d.user_id] + [f.name for f in profile.features if f.source in ("user", "interaction")]
+    items = [d.item_id] + [f.name for f in profile.features_of("item")]
+    return query, items
+
+
+def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str, int]:
+    """Returns the embedding table size (vocabulary + OOV) of every id and categorical feature."""
+    names = [USER_ID, ITEM_ID] + [f.name for f in profile.features if f.kind == "categorical"]
+    return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in names}
+
+
+def embed_catalog(
+    patterns: Sequence[str],
+    tft_output: tft.TFTransformOutput,
+    candidate_tower: tf.keras.Model,
+    profile: Profile,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (ids ``[n]`` bytes, names ``[n]`` bytes, embeddings ``[n, dim]`` float32) of the catalogue."""
+    d = profile.data
+    _, item_raw = feature_names(profile)
+    spec = {n: tft_output.raw_feature_spec()[n] for n in item_raw + [d.item_name]}
+    layer = tft_output.transform_features_layer()
+    ids, names, embeddings = [], [], []
+    for raw in data.raw_dataset(patterns, spec):
+        ids.append(to_dense(raw[d.item_id]).numpy())
+        names.append(to_dense(raw[d.item_name]).numpy())
+        embeddings.append(candidate_tower(layer({n: raw[n] for n in item_raw})).numpy())
+    return np.concatenate(ids), np.concatenate(names), np.concatenate(embeddings)
+
+
+def train(profile: Profile, paths: Paths) -> Dict[str, List[float]]:
+    """Trains, exports to ``paths.serving_model_dir`` and returns the Keras history (loss per epoch)."""
+    t = profile.trainer
+    tft_output = tft.TFTransformOutput(paths.transform_graph)
+    query_raw, item_raw = feature_names(profile)
+    keep = [USER_ID, ITEM_ID] + [f.name for f in profile.features]
+
+    def dataset(patterns: Sequence[str]) -> tf.data.Dataset:
+        return data.transformed_dataset(patterns, tft_output, query_raw + item_raw, keep).cache()
+
+    train_ds = dataset(paths.train).shuffle(SHUFFLE_BUFFER, seed=0).batch(t.batch_size).prefetch(2)
+    eval_ds = dataset(paths.eval).batch(t.batch_size)
+    query_tower, candidate_tower = model.build_towers(profile, vocab_sizes(profile, tft_output))
+    two_tower = model.TwoTowerModel(query_tower, candidate_tower, t.temperature)
+    two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(t.learning_rate))
+    history = two_tower.fit(
+        train_ds,
+        validation_data=eval_ds,
+        epochs=t.epochs,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=paths.log_dir, update_freq="epoch")],
+        verbose=2,
+    )
+    ids, names, embeddings = embed_catalog(paths.catalog, tft_output, candidate_tower, profile)
+    logging.info("Embedded %d catalogue items; exporting to %s", len(ids), paths.serving_model_dir)
+    module = export.RetrievalModule(
+        tft_output,
+        query_tower,
+        candidate_tower,
+        query_raw,
+        item_raw,
+        item_ids=tf.constant(ids),
+        item_names=tf.constant(names),
+        item_embeddings=tf.constant(embeddings),
+        top_k=profile.serving.top_k,
+    )
+    export.export(module, paths.serving_model_dir, profile.to_json())
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}

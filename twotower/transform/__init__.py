@@ -1,0 +1,1 @@
+"""Feature preprocessing with TensorFlow Transform (the Transform stage)."""
