@@ -13,7 +13,9 @@ import sys
 import warnings
 from typing import List, Optional
 
-import twotower  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up noise (CUDA plugins) on CPU hosts
+
+import twotower  # noqa: F401, E402  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 # Library deprecation chatter (google-cloud on Python 3.10, Beam) is not the user's business.
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="data set tools")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    gen = data_commands.add_parser("generate", help="write synthetic H&M-schema CSVs (articles, customers, transactions)")
+    gen = data_commands.add_parser(
+        "generate", help="write synthetic H&M-schema CSVs (articles, customers, transactions)"
+    )
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--customers", type=int, default=DEMO_CUSTOMERS, help="number of customers (default %(default)s)")
     gen.add_argument("--articles", type=int, default=DEMO_ARTICLES, help="number of articles (default %(default)s)")

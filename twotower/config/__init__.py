@@ -143,9 +143,7 @@ def _coerce(key: str, annotation: str, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: '{key}' must be {annotation}, got {value!r}")
         return value
     if annotation == "tuple[int, ...]":
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{where}: '{key}' must be a list of integers, got {value!r}")
         return tuple(value)
     raise ConfigError(f"{where}: no rule to read '{key}' of type {annotation}")
@@ -163,9 +161,7 @@ def from_dict(raw: Mapping[str, Any], where: str = "<dict>") -> Profile:
             raise ConfigError(f"{where}: missing top-level field '{key}'")
     if not isinstance(raw["features"], list) or not raw["features"]:
         raise ConfigError(f"{where}: 'features' must be a non-empty list")
-    features = tuple(
-        _typed(f"features[{i}]", Feature, f, where) for i, f in enumerate(raw["features"])
-    )
+    features = tuple(_typed(f"features[{i}]", Feature, f, where) for i, f in enumerate(raw["features"]))
     for i, f in enumerate(features):
         if f.source not in FEATURE_SOURCES:
             raise ConfigError(f"{where}: features[{i}].source must be one of {FEATURE_SOURCES}, got {f.source!r}")

@@ -24,6 +24,7 @@ from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from twotower.components.evaluator.executor import METRICS_FILE  # noqa: E402
+from twotower.components.example_gen.executor import check_data_dir  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
 
@@ -94,6 +95,7 @@ def run_local(
     stream: TextIO = sys.stderr,
 ) -> RunResult:
     """Runs the pipeline locally and returns metrics and the pushed model directory (or None)."""
+    check_data_dir(data_root, profile)  # fail in a second, not after Beam starts
     pipeline_root = os.path.abspath(pipeline_root)
     serving_dir = os.path.abspath(serving_dir or os.path.join(pipeline_root, "serving"))
     os.makedirs(pipeline_root, exist_ok=True)
@@ -134,9 +136,7 @@ def run_local(
             handler.setLevel(level)
     seconds = time.monotonic() - started
 
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
-    )
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
     evaluation = _latest_uri(store, "ModelEvaluation")
     metrics: Dict[str, Any] = {}
     if evaluation:

@@ -13,7 +13,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from typing import List, Optional  # noqa: E402
 
 from tfx import v1 as tfx  # noqa: E402
-from tfx.dsl.components.base import executor_spec  # noqa: E402
 
 from twotower.components.evaluator.component import RetrievalEvaluator  # noqa: E402
 from twotower.components.example_gen.component import JoinExampleGen  # noqa: E402
@@ -58,9 +57,8 @@ def create_pipeline(
         materialize=False,
         custom_config={"profile": profile.to_json()},
     )
-    trainer = tfx.components.Trainer(
+    trainer = trainer_executor.Trainer(
         run_fn=RUN_FN,
-        custom_executor_spec=executor_spec.ExecutorClassSpec(trainer_executor.Executor),
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],

@@ -39,7 +39,9 @@ def latest_version(serving_dir: str, model_name: Optional[str] = None) -> str:
     if len(models) != 1:
         raise ValueError(f"{serving_dir}: holds models {models}; pick one with --model-name")
     model_dir = os.path.join(serving_dir, models[0])
-    versions = sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True) if os.path.isdir(model_dir) else []
+    versions = (
+        sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True) if os.path.isdir(model_dir) else []
+    )
     if not versions:
         raise FileNotFoundError(f"{model_dir}: no numeric version directories (nothing pushed?)")
     return os.path.join(model_dir, str(versions[0]))
@@ -61,7 +63,9 @@ def user_row(data_dir: str, profile: Profile, user_id: str) -> Dict[str, str]:
     return {}
 
 
-def query_inputs(signature: tf.types.experimental.ConcreteFunction, values: Sequence[Mapping[str, str]]) -> Dict[str, tf.Tensor]:
+def query_inputs(
+    signature: tf.types.experimental.ConcreteFunction, values: Sequence[Mapping[str, str]]
+) -> Dict[str, tf.Tensor]:
     """Returns ``[batch]`` input tensors for ``signature`` from string cells; '' means missing."""
     inputs = {}
     for name, spec in signature.structured_input_signature[1].items():
@@ -88,7 +92,7 @@ def recommend(
     signature = tf.saved_model.load(version_dir).signatures["serving_default"]
     out = signature(**query_inputs(signature, [row]))
     ids, names, scores = (out[key].numpy()[0][:k] for key in ("item_ids", "item_names", "scores"))
-    return [Recommendation(i.decode(), n.decode(), float(s)) for i, n, s in zip(ids, names, scores)]
+    return [Recommendation(i.decode(), n.decode(), float(s)) for i, n, s in zip(ids, names, scores, strict=True)]
 
 
 def sample_users(data_dir: str, profile: Profile, n: int) -> List[str]:

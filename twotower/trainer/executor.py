@@ -1,4 +1,4 @@
-"""Trainer executor: the stock GenericExecutor, plus the catalogue split's files.
+"""Trainer component and executor: the stock ones, plus the catalogue split's files.
 
 TFX hands ``run_fn`` the train and eval splits only; the two-tower export also
 needs the ``catalog`` split of the same Examples artifact to build its index.
@@ -7,8 +7,10 @@ needs the ``catalog`` split of the same Examples artifact to build its index.
 from typing import Any, Dict, List
 
 from tfx import types
+from tfx.components.trainer import component as trainer_component
 from tfx.components.trainer import executor as trainer_executor
 from tfx.components.trainer import fn_args_utils
+from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
@@ -29,3 +31,9 @@ class Executor(trainer_executor.GenericExecutor):
         catalog = [io_utils.all_files_pattern(artifact_utils.get_split_uri(examples, CATALOG_SPLIT))]
         fn_args.custom_config = dict(fn_args.custom_config or {}, catalog_files=catalog)
         return fn_args
+
+
+class Trainer(trainer_component.Trainer):
+    """The stock Trainer component, running the Executor above."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

@@ -124,5 +124,6 @@ def export(module: RetrievalModule, path: str, profile_json: str) -> None:
     folder) so clients know the feature names and the data contract.
     """
     tf.saved_model.save(module, path, signatures=module.signatures())
+    tf.io.gfile.makedirs(os.path.join(path, os.path.dirname(PROFILE_ASSET)))
     with tf.io.gfile.GFile(os.path.join(path, PROFILE_ASSET), "w") as f:
         f.write(profile_json)

@@ -34,9 +34,7 @@ def to_dense(x: AnyTensor) -> tf.Tensor:
     """
     if isinstance(x, tf.SparseTensor):
         default = "" if x.dtype == tf.string else float("nan")
-        x = tf.sparse.to_dense(
-            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default
-        )
+        x = tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default)
     if isinstance(x, tf.RaggedTensor):
         x = x.to_tensor(default_value="" if x.dtype == tf.string else float("nan"), shape=[None, 1])
     if x.dtype in (tf.float64, tf.int64, tf.int32):

@@ -53,14 +53,14 @@ def evaluate(
 
     truth: Dict[bytes, Set[bytes]] = {}
     first_row: Dict[bytes, int] = {}
-    for row, (user, item) in enumerate(zip(eval_cols[d.user_id], eval_cols[d.item_id])):
+    for row, (user, item) in enumerate(zip(eval_cols[d.user_id], eval_cols[d.item_id], strict=True)):
         truth.setdefault(user, set()).add(item)
         first_row.setdefault(user, row)
     users = sorted(truth)
     rows = np.array([first_row[u] for u in users], dtype=np.int64)
     seen: Dict[bytes, Set[bytes]] = {}
     if ev.exclude_seen:
-        for user, item in zip(train_cols[d.user_id], train_cols[d.item_id]):
+        for user, item in zip(train_cols[d.user_id], train_cols[d.item_id], strict=True):
             seen.setdefault(user, set()).add(item)
 
     k_max = max(ev.ks)
@@ -71,8 +71,8 @@ def evaluate(
         model_recs.extend([list(r) for r in signature(**inputs)["item_ids"].numpy()])
     ranking = metrics.popularity_ranking(train_cols[d.item_id])
     pop_recs = [ranking[: k_max + len(seen.get(u, ()))] for u in users]
-    model_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(model_recs, users)]
-    pop_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(pop_recs, users)]
+    model_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(model_recs, users, strict=True)]
+    pop_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(pop_recs, users, strict=True)]
 
     truth_list = [truth[u] for u in users]
     model_table = metrics.recall_table(model_recs, truth_list, ev.ks)

@@ -35,9 +35,7 @@ class JoinExampleGen(FileBasedExampleGen):
         super().__init__(
             input_base=input_base,
             # One input "split" covering every file, so the driver fingerprints all three.
-            input_config=example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name="all", pattern="*")]
-            ),
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*")]),
             # Split names only: the executor assigns examples to splits by date.
             output_config=example_gen_pb2.Output(
                 split_config=example_gen_pb2.SplitConfig(

@@ -155,18 +155,38 @@ def to_example(record: Record, int_columns: Iterable[str] = ()) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def profile_columns(profile: Profile) -> Dict[str, List[str]]:
+    """Returns {file name: columns the profile reads from it} for the three CSV files."""
+    d = profile.data
+    names = lambda source: [f.name for f in profile.features_of(source)]  # noqa: E731
+    return {
+        d.users: [d.user_id] + names("user"),
+        d.items: [d.item_id, d.item_name] + names("item"),
+        d.interactions: [d.user_id, d.item_id, d.timestamp] + names("interaction"),
+    }
+
+
+def check_data_dir(input_base: str, profile: Profile) -> None:
+    """Raises DataError naming the first file that is missing or lacks a column the profile reads."""
+    if not tf.io.gfile.isdir(input_base):
+        raise DataError(f"{input_base}: data directory not found")
+    for name, columns in profile_columns(profile).items():
+        path = os.path.join(input_base, name)
+        require_columns(path, read_header(path), columns)
+
+
 def build_splits(pipeline: beam.Pipeline, input_base: str, profile: Profile) -> Dict[str, beam.PCollection]:
     """Returns {'train', 'eval', 'catalog'} PCollections of serialized tf.Examples."""
     d = profile.data
     numeric = [f.name for f in profile.features if f.kind == "numeric"]
-    user_cols = [d.user_id] + [f.name for f in profile.features_of("user")]
-    item_cols = [d.item_id, d.item_name] + [f.name for f in profile.features_of("item")]
-    inter_cols = [d.user_id, d.item_id, d.timestamp] + [f.name for f in profile.features_of("interaction")]
+    columns = profile_columns(profile)
     inter_path = os.path.join(input_base, d.interactions)
 
-    users = read_csv(pipeline, "Users", os.path.join(input_base, d.users), user_cols, numeric)
-    items = read_csv(pipeline, "Items", os.path.join(input_base, d.items), item_cols, numeric)
-    interactions = read_csv(pipeline, "Interactions", inter_path, inter_cols, numeric) | "ParseTime" >> beam.Map(
+    users = read_csv(pipeline, "Users", os.path.join(input_base, d.users), columns[d.users], numeric)
+    items = read_csv(pipeline, "Items", os.path.join(input_base, d.items), columns[d.items], numeric)
+    interactions = read_csv(
+        pipeline, "Interactions", inter_path, columns[d.interactions], numeric
+    ) | "ParseTime" >> beam.Map(
         lambda r: {**r, d.timestamp: parse_timestamp(r[d.timestamp], d.timestamp_format, inter_path, d.timestamp)}
     )
     unknown_user = beam.metrics.Metrics.counter("JoinExampleGen", "interactions_unknown_user")
@@ -215,4 +235,3 @@ class Executor(BaseExampleGenExecutor):
         """Returns split name -> PCollection of serialized tf.Examples."""
         profile = profile_from_exec_properties(exec_properties)
         return build_splits(pipeline, exec_properties[standard_component_specs.INPUT_BASE_KEY], profile)
-

@@ -1,0 +1,45 @@
+"""The command line: help text, data generation and exit codes for bad input."""
+
+import subprocess
+import sys
+
+from twotower import cli
+
+
+def test_help_lists_commands():
+    out = subprocess.run(
+        [sys.executable, "-m", "twotower.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("data", "run", "recommend"):
+        assert command in out
+
+
+def test_data_generate_writes_the_three_files(tmp_path, capsys):
+    code = cli.main(
+        ["data", "generate", "--out", str(tmp_path), "--customers", "50", "--articles", "20"]
+        + ["--transactions", "300", "--quiet"]
+    )
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["articles.csv", "customers.csv", "transactions_train.csv"]
+    assert "wrote 300 transactions" in capsys.readouterr().out
+
+
+def test_bad_config_exits_2_naming_it(tmp_path, capsys):
+    assert cli.main(["run", "--config", "nope", "--data", str(tmp_path), "--pipeline-root", str(tmp_path)]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_missing_data_exits_2_naming_the_file(tmp_path, capsys):
+    code = cli.main(["run", "--config", "hm", "--data", str(tmp_path / "none"), "--pipeline-root", str(tmp_path)])
+    assert code == 2
+    assert f"{tmp_path / 'none'}: data directory not found" in capsys.readouterr().err
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "customers.csv").write_text("customer_id,age\n")
+    code = cli.main(["run", "--config", "hm", "--data", str(tmp_path / "data"), "--pipeline-root", str(tmp_path)])
+    assert code == 2
+    assert "customers.csv: missing column(s) ['club_member_status'" in capsys.readouterr().err
+
+
+def test_recommend_without_a_model_exits_2(tmp_path, capsys):
+    assert cli.main(["recommend", "--serving-dir", str(tmp_path / "x"), "--customer-id", "u"]) == 2
+    assert "serving directory not found" in capsys.readouterr().err

@@ -1,0 +1,71 @@
+"""Profile loading: types, defaults and errors that name the field at fault."""
+
+import json
+
+import pytest
+import yaml
+
+from twotower.config import ConfigError, builtin_profiles, from_dict, load_profile
+
+
+def _raw_hm() -> dict:
+    with open(load_profile("hm").path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def test_hm_profile_loads_typed_values():
+    p = load_profile("hm")
+    assert p.data.user_id == "customer_id" and p.data.item_id == "article_id"
+    assert isinstance(p.trainer.epochs, int) and isinstance(p.trainer.learning_rate, float)
+    assert p.trainer.hidden_units == (64,)
+    assert p.evaluator.blessing_k in p.evaluator.ks
+    assert [f.name for f in p.features_of("user")] == ["age", "club_member_status", "fashion_news_frequency"]
+    assert "hm" in builtin_profiles()
+
+
+def test_json_round_trip_is_identity():
+    p = load_profile("hm")
+    assert from_dict(json.loads(p.to_json())) == p
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ConfigError, match="unknown profile 'nope'.*hm"):
+        load_profile("nope")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_profile(str(tmp_path / "x.yaml"))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["trainer"].pop("epochs"), "missing field 'trainer.epochs'"),
+        (lambda r: r["trainer"].update(epochs="4"), "'trainer.epochs' must be int"),
+        (lambda r: r["trainer"].update(epochs=True), "'trainer.epochs' must be int"),
+        (lambda r: r["trainer"].update(hidden_units=[64, "x"]), "list of integers"),
+        (lambda r: r["evaluator"].update(blessing_k=7), "blessing_k"),
+        (lambda r: r["split"].update(eval_days=0), "eval_days"),
+        (lambda r: r["features"][0].update(kind="text"), r"features\[0\].kind"),
+        (lambda r: r["features"].append({"name": "age", "source": "user", "kind": "numeric"}), "unique"),
+        (lambda r: r["data"].update(colour="x"), "unknown field"),
+        (lambda r: r.update(extra=1), "unknown top-level"),
+        (lambda r: r["serving"].update(top_k=5), "serving.top_k"),
+    ],
+)
+def test_bad_profiles_name_the_field(tmp_path, edit, message):
+    raw = _raw_hm()
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=message) as info:
+        load_profile(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_int_accepted_for_float():
+    raw = _raw_hm()
+    raw["trainer"]["learning_rate"] = 1
+    assert from_dict(raw).trainer.learning_rate == 1.0
+    assert isinstance(from_dict(raw).trainer.learning_rate, float)

@@ -1,0 +1,106 @@
+"""preprocessing_fn run for real with tft_beam.AnalyzeAndTransformDataset on a few hundred rows."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from twotower.config import load_profile
+from twotower.transform.features import ITEM_ID, USER_ID, preprocess, to_dense
+
+N = 300
+
+
+def _rows():
+    rows = []
+    for i in range(N):
+        row = {
+            "customer_id": f"u{i % 10}",
+            "article_id": f"a{i % 4}",
+            "club_member_status": "ACTIVE" if i % 3 else "PRE-CREATE",
+            "fashion_news_frequency": "NONE",
+            "product_type_name": "Dress",
+            "product_group_name": "Garment Full body",
+            "colour_group_name": ["Black", "White"][i % 2],
+            "index_group_name": "Ladieswear",
+            "garment_group_name": "Dresses",
+        }
+        # age 20 or 40 (mean 30, std 10); every 10th row has no age
+        row["age"] = [] if i % 10 == 0 else [20.0 if i % 2 else 40.0]
+        rows.append(row)
+    return rows
+
+
+def _feature_spec():
+    profile = load_profile("hm")
+    spec = {
+        name: tf.io.FixedLenFeature([1], tf.string)
+        for name in ["customer_id", "article_id"] + [f.name for f in profile.features if f.kind == "categorical"]
+    }
+    spec["age"] = tf.io.VarLenFeature(tf.float32)  # may be missing, as SchemaGen infers for real data
+    return spec
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    profile = load_profile("hm")
+    rows = _rows()
+    for row in rows:
+        for key, value in row.items():
+            if not isinstance(value, list):
+                row[key] = [value]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
+    temp = str(tmp_path_factory.mktemp("tft"))
+    with tft_beam.Context(temp_dir=temp):
+        (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocess(inputs, profile)
+        )
+        out = str(tmp_path_factory.mktemp("tft_out"))
+        _ = transform_fn | tft_beam.WriteTransformFn(out)
+    return data, tft.TFTransformOutput(out)
+
+
+def test_vocabularies_hold_every_value_with_one_oov_bucket(transformed):
+    data, output = transformed
+    assert output.vocabulary_size_by_name(USER_ID) == 10  # u0..u9
+    assert output.vocabulary_size_by_name(ITEM_ID) == 4  # a0..a3
+    assert sorted(output.vocabulary_by_name("colour_group_name")) == [b"Black", b"White"]
+    assert {row[USER_ID] for row in data} == set(range(10))
+
+
+def test_age_is_z_scored_and_missing_age_is_zero(transformed):
+    data, _ = transformed
+    # present ages: 150 odd rows of 20, 120 even rows of 40 (30 multiples of 10 missing)
+    # mean = (150*20 + 120*40) / 270 = 28.89; std = 20 * sqrt(150*120) / 270 = 9.94
+    mean, std = (150 * 20 + 120 * 40) / 270, 20 * math.sqrt(150 * 120) / 270
+    ages = [row["age"] for row in data]
+    assert ages[1] == pytest.approx((20 - mean) / std, abs=1e-5)  # i=1: age 20 -> -0.894
+    assert ages[2] == pytest.approx((40 - mean) / std, abs=1e-5)  # i=2: age 40 -> 1.118
+    assert ages[0] == pytest.approx(0.0, abs=1e-6)  # i=0: missing -> mean -> 0
+    assert all(math.isfinite(a) for a in ages)
+
+
+def test_unseen_value_maps_to_oov_bucket(transformed):
+    _, output = transformed
+    layer = output.transform_features_layer()
+    raw = {
+        "customer_id": tf.constant([["u3"], ["stranger"]]),
+        "age": tf.sparse.from_dense(tf.constant([[20.0], [0.0]])),
+    }
+    out = layer(raw)
+    # vocabulary has 10 users -> ids 0..9, the OOV bucket is index 10
+    assert out[USER_ID].numpy()[1] == 10
+    assert 0 <= out[USER_ID].numpy()[0] < 10
+
+
+def test_to_dense_fills_missing_values():
+    sparse = tf.SparseTensor(indices=[[1, 0]], values=["x"], dense_shape=[3, 1])
+    assert to_dense(sparse).numpy().tolist() == [b"", b"x", b""]
+    numbers = tf.SparseTensor(indices=[[0, 0]], values=[2.0], dense_shape=[2, 1])
+    dense = to_dense(numbers).numpy()
+    assert dense[0] == 2.0 and np.isnan(dense[1])
+    assert to_dense(tf.constant([[1], [2]], tf.int64)).dtype == tf.float32
