@@ -39,6 +39,7 @@ class RunResult:
     metrics: Dict[str, Any]
     pushed_model: Optional[str]
     seconds: float
+    component_seconds: Dict[str, float]
 
 
 def beam_args(workers: int) -> List[str]:
@@ -58,6 +59,7 @@ class ComponentProgress(logging.Handler):
         self._order = {name: i + 1 for i, name in enumerate(components)}
         self._stream = stream
         self._started: Dict[str, float] = {}
+        self.seconds: Dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         match = self._PATTERN.match(record.getMessage())
@@ -69,7 +71,8 @@ class ComponentProgress(logging.Handler):
             self._started[name] = time.monotonic()
             self._stream.write(f"{step} ...\n")
         else:
-            self._stream.write(f"{step} done in {time.monotonic() - self._started.get(name, time.monotonic()):.1f}s\n")
+            self.seconds[name] = time.monotonic() - self._started.get(name, time.monotonic())
+            self._stream.write(f"{step} done in {self.seconds[name]:.1f}s\n")
         self._stream.flush()
 
 
@@ -118,12 +121,13 @@ def run_local(
     absl_logging.set_verbosity(absl_logging.INFO)
     absl_logging.get_absl_handler().setLevel(logging.WARNING)
     root = logging.getLogger()
-    # Console handlers show warnings and errors only; run.log gets everything.
+    # Console handlers show errors only (TFX warns a lot about itself); run.log gets everything.
     consoles = {h: h.level for h in root.handlers if not isinstance(h, logging.FileHandler)}
     for handler in consoles:
-        handler.setLevel(logging.WARNING)
+        handler.setLevel(logging.ERROR)
     root.addHandler(log_file)
     absl_logger.addHandler(progress)
+    stream.write(f"running {len(pipeline.components)} components; full log: {log_file.baseFilename}\n")
     started = time.monotonic()
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -142,4 +146,6 @@ def run_local(
     if evaluation:
         with open(os.path.join(evaluation, METRICS_FILE), encoding="utf-8") as f:
             metrics = json.load(f)
-    return RunResult(metrics=metrics, pushed_model=_pushed_model(store), seconds=seconds)
+    return RunResult(
+        metrics=metrics, pushed_model=_pushed_model(store), seconds=seconds, component_seconds=dict(progress.seconds)
+    )
