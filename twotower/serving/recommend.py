@@ -39,12 +39,10 @@ def latest_version(serving_dir: str, model_name: Optional[str] = None) -> str:
     if len(models) != 1:
         raise ValueError(f"{serving_dir}: holds models {models}; pick one with --model-name")
     model_dir = os.path.join(serving_dir, models[0])
-    versions = (
-        sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True) if os.path.isdir(model_dir) else []
-    )
+    versions = [int(v) for v in os.listdir(model_dir) if v.isdigit()] if os.path.isdir(model_dir) else []
     if not versions:
         raise FileNotFoundError(f"{model_dir}: no numeric version directories (nothing pushed?)")
-    return os.path.join(model_dir, str(versions[0]))
+    return os.path.join(model_dir, str(max(versions)))
 
 
 def load_profile_of(version_dir: str) -> Profile:

@@ -120,10 +120,11 @@ def read_csv(
     )
 
 
-def _join(
-    grouped: Tuple[str, Dict[str, List[Record]]], left: str, right: str, counter: beam.metrics.Metrics
-) -> Iterator[Record]:
-    """Yields every ``left`` record of a co-group merged with its single ``right`` record."""
+def _join(grouped: Tuple[str, Dict[str, List[Record]]], left: str, right: str, counter: Any) -> Iterator[Record]:
+    """Yields every ``left`` record of a co-group merged with its single ``right`` record.
+
+    ``counter`` (a Beam metrics counter) counts ``left`` records that have no ``right`` match.
+    """
     _, groups = grouped
     sides = groups[right]
     if not sides:
