@@ -11,6 +11,7 @@ either such a name or a path to a YAML file.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 from typing import Any, Mapping
@@ -47,13 +48,23 @@ class Feature:
     name: str
     source: str
     kind: str
+    model: bool = True  # false: validated by the contract and carried in examples, not fed to the towers
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
-    """Time-based split: the last ``eval_days`` days of interactions are eval."""
+    """Time-based splits: train < eval < test, by date.
+
+    With no dates set, the last ``test_days`` days are test and the ``eval_days``
+    days before them are eval. ``eval_start``/``test_start`` ('YYYY-MM-DD', UTC)
+    fix the boundaries instead; an interaction on or after a boundary belongs to
+    the later split.
+    """
 
     eval_days: int
+    test_days: int = 0
+    eval_start: str = ""
+    test_start: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +99,24 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ContractConfig:
+    """The data contract: schema file, quarantine limit and drift thresholds.
+
+    ``schema`` is a TFDV schema (.pbtxt); a relative path is relative to the
+    profile YAML. Empty: the schema is inferred from the train split (no contract).
+    Drift is the L-infinity distance for categorical features and the
+    Jensen-Shannon divergence for numeric ones; ``drift_thresholds`` overrides
+    the default per feature (an id column listed there is checked too).
+    """
+
+    schema: str = ""
+    max_quarantine_fraction: float = 0.05
+    drift_l_infinity: float = 0.25
+    drift_jensen_shannon: float = 0.1
+    drift_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """A whole profile. ``path`` is the file it was read from."""
 
@@ -98,11 +127,17 @@ class Profile:
     trainer: TrainerConfig
     evaluator: EvaluatorConfig
     serving: ServingConfig
+    contract: ContractConfig = ContractConfig()
     path: str = ""
 
     def features_of(self, source: str) -> tuple[Feature, ...]:
         """Returns the features read from ``source`` ('user', 'item' or 'interaction')."""
         return tuple(f for f in self.features if f.source == source)
+
+    @property
+    def model_features(self) -> tuple[Feature, ...]:
+        """Returns the features the towers use (``model: true``), in profile order."""
+        return tuple(f for f in self.features if f.model)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the profile as plain JSON-able data (for TFX custom_config)."""
@@ -142,6 +177,13 @@ def _coerce(key: str, annotation: str, value: Any, where: str) -> Any:
         if not ok:
             raise ConfigError(f"{where}: '{key}' must be {annotation}, got {value!r}")
         return value
+    if annotation == "dict[str, float]":
+        ok = isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
+        )
+        if not ok:
+            raise ConfigError(f"{where}: '{key}' must be a mapping of names to numbers, got {value!r}")
+        return {k: float(v) for k, v in value.items()}
     if annotation == "tuple[int, ...]":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{where}: '{key}' must be a list of integers, got {value!r}")
@@ -178,6 +220,7 @@ def from_dict(raw: Mapping[str, Any], where: str = "<dict>") -> Profile:
         trainer=_typed("trainer", TrainerConfig, raw["trainer"], where),
         evaluator=_typed("evaluator", EvaluatorConfig, raw["evaluator"], where),
         serving=_typed("serving", ServingConfig, raw["serving"], where),
+        contract=_typed("contract", ContractConfig, raw.get("contract", {}), where),
         path=str(raw.get("path", where)),
     )
     _check_values(profile, where)
@@ -190,8 +233,23 @@ def _check_values(p: Profile, where: str) -> None:
     clash = sorted(reserved & {f.name for f in p.features})
     if clash:
         raise ConfigError(f"{where}: features must not repeat id/timestamp/name columns: {clash}")
-    if p.split.eval_days < 1:
-        raise ConfigError(f"{where}: 'split.eval_days' must be >= 1, got {p.split.eval_days}")
+    s = p.split
+    if s.eval_days < 1 or s.test_days < 0:
+        raise ConfigError(f"{where}: 'split.eval_days' must be >= 1 and 'split.test_days' >= 0")
+    for key in ("eval_start", "test_start"):
+        value = getattr(s, key)
+        if value:
+            try:
+                datetime.date.fromisoformat(value)
+            except ValueError as e:
+                raise ConfigError(f"{where}: 'split.{key}' must be a date YYYY-MM-DD, got {value!r}") from e
+    if s.eval_start and s.test_start and s.test_start <= s.eval_start:
+        raise ConfigError(f"{where}: 'split.test_start' ({s.test_start}) must be after 'split.eval_start'")
+    c = p.contract
+    if not 0 <= c.max_quarantine_fraction <= 1:
+        raise ConfigError(f"{where}: 'contract.max_quarantine_fraction' must be in [0, 1]")
+    if min([c.drift_l_infinity, c.drift_jensen_shannon, *c.drift_thresholds.values()]) <= 0:
+        raise ConfigError(f"{where}: drift thresholds in 'contract' must be > 0")
     t = p.trainer
     for key, value in (("epochs", t.epochs), ("batch_size", t.batch_size), ("embedding_dim", t.embedding_dim)):
         if value < 1:
@@ -230,4 +288,11 @@ def load_profile(name_or_path: str) -> Profile:
             raw = yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    return from_dict(raw, where=path)
+    profile = from_dict(raw, where=path)
+    schema = profile.contract.schema
+    if schema and not os.path.isabs(schema):
+        schema = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), schema))
+        profile = dataclasses.replace(profile, contract=dataclasses.replace(profile.contract, schema=schema))
+    if schema and not os.path.isfile(schema):
+        raise ConfigError(f"{path}: 'contract.schema' file not found: {schema}")
+    return profile
