@@ -1,8 +1,9 @@
 """The ``twotower`` command line: one entry point, one sub-command per job.
 
 Exit codes: 0 success; 1 the run finished but the model was not blessed (so
-nothing was pushed); 2 bad input (config, data or flags), with a message
-naming the file and field at fault.
+nothing was pushed); 2 bad input (config, flags, or data that cannot be read),
+with a message naming the file and field at fault; 3 the data was read but
+rejected by its contract (too many quarantined rows, schema anomalies, drift).
 """
 
 from __future__ import annotations
@@ -27,15 +28,22 @@ DEMO_ARTICLES = 1200
 DEMO_TRANSACTIONS = 200_000
 EXIT_NOT_BLESSED = 1
 EXIT_BAD_INPUT = 2
+EXIT_REJECTED = 3
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    if args.profile == "retail":
+        from twotower.data.retail import generate_retail
+
+        result = generate_retail(args.out, args.customers, args.items, args.transactions, seed=args.seed)
+        print(f"wrote retail data to {args.out}: {result}")
+        return 0
     from twotower.data.synthetic import generate_hm
 
     result = generate_hm(
         args.out,
         customers=args.customers,
-        articles=args.articles,
+        articles=args.items,
         transactions=args.transactions,
         seed=args.seed,
         progress=not args.quiet,
@@ -47,10 +55,72 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_movielens(args: argparse.Namespace) -> int:
+    from twotower.data.movielens import write_movielens
+
+    result = write_movielens(args.out, cache_dir=args.cache)
+    print(
+        f"wrote {result.ratings} ratings, {result.users} users, {result.movies} movies "
+        f"({result.first_date} .. {result.last_date}) to {result.out_dir}; run it with --config movielens"
+    )
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from twotower.components.example_gen.report import format_report
+    from twotower.config import load_profile
+    from twotower.pipeline.validate import QUARANTINE_FILE, VALIDATION_FILE, run_validate
+    from twotower.schema.contract import format_anomalies
+
+    profile = load_profile(args.config)
+    result = run_validate(profile, args.data, args.out, args.baseline, args.accept_drift, args.beam_workers)
+    s = result.summary
+    print(format_report(s, s["quarantine"][:5]))
+    for split in s["splits"]:
+        listed = [a for a in s["anomalies"] if a["split"] == split]
+        if listed:
+            print(format_anomalies(split, listed))
+    if not profile.contract.schema:
+        print(f"note: {profile.path} has no contract.schema: only row checks ran (twotower schema infer drafts one)")
+    print(f"\n{'PASSED' if result.passed else 'FAILED'}: {s['problems']}")
+    print(f"details: {os.path.join(args.out, VALIDATION_FILE)}; rows: {os.path.join(args.out, QUARANTINE_FILE)}")
+    return 0 if result.passed else EXIT_REJECTED
+
+
 def _print_recommendations(title: str, recs: list) -> None:
     print(title)
     for rank, rec in enumerate(recs, 1):
         print(f"  {rank:>2}. {rec.item_id}  {rec.name:<40.40}  {rec.score:.3f}")
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from twotower.config import load_profile
+    from twotower.pipeline.validate import statistics_of
+    from twotower.schema.contract import load_schema
+    from twotower.schema.drift import compare, write_report
+
+    profile = load_profile(args.config)
+    if not profile.contract.schema:
+        raise ValueError(f"{profile.path}: drift needs contract.schema (it says which features to compare)")
+    baseline = statistics_of(args.baseline, profile, os.path.join(args.out, "baseline"), args.split)
+    current = statistics_of(args.current, profile, os.path.join(args.out, "current"), args.split)
+    report = compare(baseline, current, load_schema(profile.contract.schema), profile)
+    json_path, html_path = write_report(report, args.out, f"{profile.name}: {args.baseline} -> {args.current}")
+    for f in report["features"]:
+        status = "DRIFT" if f["drifted"] else ("ok" if f["distance"] is not None else f"not compared: {f['note']}")
+        distance = "-" if f["distance"] is None else f"{f['distance']:.4f}"
+        print(f"  {f['feature']:<28.28} {f['metric']:<15} {distance:>8} / {f['threshold']:<6g} {status}")
+    print(f"{len(report['drifted'])} of {len(report['features'])} features drifted; {html_path}")
+    return EXIT_REJECTED if report["drifted"] else 0
+
+
+def _cmd_schema_infer(args: argparse.Namespace) -> int:
+    from twotower.config import load_profile
+    from twotower.schema.infer import infer_contract
+
+    path = infer_contract(load_profile(args.config), args.data, args.out)
+    print(f"wrote a draft contract to {path}: review domains and ranges, then set contract.schema in the profile")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -72,6 +142,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         serving_dir=args.serving_dir,
         beam_workers=args.beam_workers,
         enable_cache=args.cache,
+        accept_drift=args.accept_drift,
     )
     print(f"\npipeline finished in {result.seconds:.0f}s; artifacts under {os.path.abspath(args.pipeline_root)}")
     models = result.metrics.get("models", {})
@@ -107,24 +178,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twotower",
         description="twotower: a two-tower retrieval recommender on TFX. `twotower COMMAND --help` for flags.",
-        epilog="exit codes: 0 ok; 1 model not blessed (nothing pushed); 2 bad config, data or flags",
+        epilog="exit codes: 0 ok; 1 model not blessed (nothing pushed); 2 bad config, flags or unreadable data; "
+        "3 data rejected by its contract (quarantine limit, anomalies, drift)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="data set tools")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     gen = data_commands.add_parser(
-        "generate", help="write synthetic H&M-schema CSVs (articles, customers, transactions)"
+        "generate", help="write synthetic CSVs: H&M schema (articles, customers, transactions) or retail"
     )
     gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--profile", choices=["hm", "retail"], default="hm", help="data set shape (default hm)")
     gen.add_argument("--customers", type=int, default=DEMO_CUSTOMERS, help="number of customers (default %(default)s)")
-    gen.add_argument("--articles", type=int, default=DEMO_ARTICLES, help="number of articles (default %(default)s)")
+    gen.add_argument(
+        "--items", "--articles", type=int, default=DEMO_ARTICLES, help="number of items (default %(default)s)"
+    )
     gen.add_argument(
         "--transactions", type=int, default=DEMO_TRANSACTIONS, help="number of transactions (default %(default)s)"
     )
     gen.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default 0)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
+    ml = data_commands.add_parser(
+        "movielens", help="write MovieLens-100K as CSVs (from the recbole==1.2.1 wheel on PyPI; not redistributed)"
+    )
+    ml.add_argument("--out", required=True, help="output directory")
+    ml.add_argument("--cache", help="where the wheel is kept (default $TWOTOWER_CACHE or ~/.cache/twotower/wheels)")
+    ml.set_defaults(func=_cmd_movielens)
 
     run = commands.add_parser("run", help="run the TFX pipeline locally and push the blessed model")
     run.add_argument("--config", default="hm", help="built-in profile name (hm) or a profile YAML path (default hm)")
@@ -136,7 +217,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--cache", action="store_true", help="reuse outputs of components whose inputs did not change")
     run.add_argument("--show", type=int, default=0, help="print top-10 for this many customers at the end")
+    run.add_argument(
+        "--accept-drift", action="store_true", help="let drift above threshold (vs the previous run) pass the gate"
+    )
     run.set_defaults(func=_cmd_run)
+
+    val = commands.add_parser(
+        "validate", help="ingest and check data against the profile's contract only (exit 0 pass, 3 fail)"
+    )
+    val.add_argument("--config", default="hm", help="built-in profile name or profile YAML path (default hm)")
+    val.add_argument("--data", required=True, help="directory with the profile's CSV files")
+    val.add_argument("--out", default="validation", help="writes validation.json, quarantine.jsonl, statistics/")
+    val.add_argument("--baseline", help="an earlier validate --out directory: also check drift against it")
+    val.add_argument("--accept-drift", action="store_true", help="report drift but do not fail on it")
+    val.add_argument("--beam-workers", type=int, default=0, help="Beam DirectRunner processes; 0 = in-memory")
+    val.set_defaults(func=_cmd_validate)
+
+    drift = commands.add_parser("drift", help="compare two data sets' distributions; writes report.json/.html")
+    drift.add_argument("--config", default="hm", help="profile: features and drift thresholds (default hm)")
+    drift.add_argument("--baseline", required=True, help="CSV directory or statistics (artifact dir or file)")
+    drift.add_argument("--current", required=True, help="CSV directory or statistics (artifact dir or file)")
+    drift.add_argument("--out", required=True, help="output directory for report.json and report.html")
+    drift.add_argument("--split", default="train", help="split to compare (default train)")
+    drift.set_defaults(func=_cmd_drift)
+
+    schema = commands.add_parser("schema", help="data contract tools")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="COMMAND")
+    infer = schema_commands.add_parser("infer", help="draft a contract schema (.pbtxt) from a data set")
+    infer.add_argument("--config", default="hm", help="profile (default hm)")
+    infer.add_argument("--data", required=True, help="directory with the profile's CSV files")
+    infer.add_argument("--out", required=True, help="schema file to write (.pbtxt)")
+    infer.set_defaults(func=_cmd_schema_infer)
 
     rec = commands.add_parser("recommend", help="top-K items for a customer from the latest pushed model")
     rec.add_argument("--serving-dir", required=True, help="the push destination of `twotower run`")
@@ -151,11 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command in ``argv`` (default sys.argv) and returns its exit code."""
     args = build_parser().parse_args(argv)
-    from twotower.components.example_gen.executor import DataError
+    from twotower.components.data_gate.executor import ContractViolation
+    from twotower.components.example_gen.csv_source import DataError
+    from twotower.components.example_gen.report import QuarantineLimitExceeded
     from twotower.config import ConfigError
 
     try:
         return args.func(args)
+    except (ContractViolation, QuarantineLimitExceeded) as e:
+        print(f"twotower: data rejected: {e}", file=sys.stderr)
+        return EXIT_REJECTED
     except (ConfigError, DataError, FileNotFoundError, ValueError) as e:
         print(f"twotower: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,4 +1,4 @@
-"""JoinExampleGen's Beam graph on hand-written CSVs, run for real on the DirectRunner."""
+"""JoinExampleGen's ingestion graph on hand-written CSVs, run for real on the DirectRunner."""
 
 import calendar
 import datetime
@@ -9,24 +9,63 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 from tfx.utils import proto_utils
 
-from twotower.components.example_gen import executor
+from twotower.components.example_gen import csv_source, ingest, rows
 from twotower.components.example_gen.component import JoinExampleGen, profile_to_custom_config
-from twotower.config import load_profile
+from twotower.components.example_gen.executor import unpack_config
+from twotower.config import SplitConfig, load_profile
+from twotower.schema.contract import profile_ranges
 
 ARTICLES = """article_id,prod_name,product_type_name,product_group_name,colour_group_name,index_group_name,garment_group_name,detail_desc
 0100000001,Strap top,Vest top,Garment Upper body,Black,Ladieswear,Jersey Basic,"Top, with straps"
 0100000002,Denim TRS,Trousers,Garment Lower body,Blue,Divided,Trousers Denim,Jeans
+0100000002,Denim TRS,Trousers,Garment Lower body,Blue,Divided,Trousers Denim,Jeans
+0100000002,Other name,Trousers,Garment Lower body,Blue,Divided,Trousers Denim,Jeans
 """
 CUSTOMERS = """customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code
 u1,1.0,,ACTIVE,NONE,25,p1
 u2,,,ACTIVE,Regularly,,p2
+u3,,,ACTIVE,Regularly,150,p3
 """
+# Line numbers count the header as line 1.
 TRANSACTIONS = """t_dat,customer_id,article_id,price,sales_channel_id
 2020-09-01,u1,0100000001,0.05,2
-2020-09-20,u1,0100000002,0.03,1
+2020-09-10,u1,0100000002,0.03,1
 2020-09-21,u2,0100000001,0.05,2
+2020-09-01,u1,0100000001,0.05,2
 2020-09-22,u9,0100000001,0.05,2
+2020-09-22,u3,0100000001,0.05,2
+2020-09-22,u1,0100000009,0.05,2
+2020-09-22,u1,0100000001,-0.05,2
+22/09/2020,u1,0100000001,0.05,2
+2020-09-22,,0100000001,0.05,2
+2020-09-22,u1,0100000001,abc,2
+2020-09-22,u1,0100000001
+2020-09-22,u1,"0100000001,0.05,2
+
 """
+EXPECTED_QUARANTINE = [
+    ("articles.csv", 5, rows.DUPLICATE_ID, "duplicate article_id '0100000002' (first at line 3)"),
+    ("customers.csv", 4, rows.OUT_OF_RANGE, "column 'age': 150 is outside [16, 99]"),
+    ("transactions_train.csv", 6, rows.UNKNOWN_USER, "customer_id 'u9' is not in customers.csv (or was quarantined)"),
+    ("transactions_train.csv", 7, rows.UNKNOWN_USER, "customer_id 'u3' is not in customers.csv (or was quarantined)"),
+    (
+        "transactions_train.csv",
+        8,
+        rows.UNKNOWN_ITEM,
+        "article_id '0100000009' is not in articles.csv (or was quarantined)",
+    ),
+    ("transactions_train.csv", 9, rows.OUT_OF_RANGE, "column 'price': -0.05 is outside [0, 1]"),
+    ("transactions_train.csv", 10, rows.BAD_TIMESTAMP, "column 't_dat': cannot parse '22/09/2020' as '%Y-%m-%d'"),
+    ("transactions_train.csv", 11, rows.EMPTY_ID, "column 'customer_id' is empty"),
+    ("transactions_train.csv", 12, rows.NOT_A_NUMBER, "column 'price': 'abc' is not a number"),
+    ("transactions_train.csv", 13, rows.FIELD_COUNT, "has 3 fields, the header has 5"),
+    (
+        "transactions_train.csv",
+        14,
+        rows.MALFORMED,
+        "malformed CSV (unexpected end of data); values spanning lines are not supported",
+    ),
+]
 
 
 def _day(text: str) -> int:
@@ -55,22 +94,38 @@ def _key(record: dict) -> tuple:
     return tuple(sorted((k, round(v, 4) if isinstance(v, float) else v) for k, v in record.items()))
 
 
-def test_eval_start_is_midnight_of_first_eval_day():
-    # newest interaction 2020-09-22 12:00 with 7 eval days -> eval covers 16..22 Sep
-    assert executor.eval_start(_day("2020-09-22") + 12 * 3600, 7) == _day("2020-09-16")
-    assert executor.eval_start(_day("2020-09-22"), 1) == _day("2020-09-22")
+def test_split_boundaries_count_whole_days_back_from_the_newest_day():
+    newest = _day("2020-09-22") + 12 * 3600
+    # test = the last 7 days (16..22 Sep), eval = the 7 days before (9..15 Sep)
+    b = ingest.split_boundaries(SplitConfig(eval_days=7, test_days=7), newest)
+    assert (b.eval_start, b.test_start) == (_day("2020-09-09"), _day("2020-09-16"))
+    b = ingest.split_boundaries(SplitConfig(eval_days=1), newest)
+    assert (b.eval_start, b.test_start) == (_day("2020-09-22"), None)
+    fixed = ingest.split_boundaries(SplitConfig(eval_days=7, eval_start="2020-01-01", test_start="2020-02-01"), newest)
+    assert (fixed.eval_start, fixed.test_start) == (_day("2020-01-01"), _day("2020-02-01"))
+    assert [ingest.split_of(_day(d), b) for d in ("2020-09-21", "2020-09-22")] == ["train", "eval"]
 
 
 def test_parse_timestamp_formats_and_error():
-    assert executor.parse_timestamp("2020-09-22", "%Y-%m-%d", "f.csv", "t") == _day("2020-09-22")
-    assert executor.parse_timestamp("1600000000", "unix", "f.csv", "t") == 1600000000
-    with pytest.raises(executor.DataError, match="f.csv: column 't': cannot parse '22/09/2020'"):
-        executor.parse_timestamp("22/09/2020", "%Y-%m-%d", "f.csv", "t")
+    assert csv_source.parse_timestamp("2020-09-22", "%Y-%m-%d", "f.csv", "t") == _day("2020-09-22")
+    assert csv_source.parse_timestamp("1600000000", "unix", "f.csv", "t") == 1600000000
+    with pytest.raises(csv_source.DataError, match="f.csv: column 't': cannot parse '22/09/2020'"):
+        csv_source.parse_timestamp("22/09/2020", "%Y-%m-%d", "f.csv", "t")
 
 
-def test_join_split_and_catalog(data_dir):
+def test_chunks_keep_line_numbers(tmp_path):
+    path = tmp_path / "x.csv"
+    lines = ["h"] + [f"row{i}," + "x" * (i % 7) for i in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    chunks = csv_source.plan_chunks(str(path), chunk_bytes=50)
+    assert len(chunks) > 10 and sum(c.lines for c in chunks) == 200
+    read = [(n, raw.decode()) for c in chunks for n, raw in csv_source.read_lines(c)]
+    assert read == [(i + 1, text) for i, text in enumerate(lines)][1:]
+
+
+@pytest.mark.parametrize("chunk_bytes", [csv_source.DEFAULT_CHUNK_BYTES, 40])
+def test_every_row_is_accepted_quarantined_or_a_duplicate(data_dir, chunk_bytes):
     profile = load_profile("hm")
-    # u9 is unknown: dropped (and counted). Newest known interaction 2020-09-21, 7 eval days -> eval from 15 Sep.
     item1 = {
         "prod_name": "Strap top",
         "product_type_name": "Vest top",
@@ -80,47 +135,84 @@ def test_join_split_and_catalog(data_dir):
         "garment_group_name": "Jersey Basic",
         "article_id": "0100000001",
     }
-    item2 = {
-        "prod_name": "Denim TRS",
-        "product_type_name": "Trousers",
-        "product_group_name": "Garment Lower body",
-        "colour_group_name": "Blue",
-        "index_group_name": "Divided",
-        "garment_group_name": "Trousers Denim",
-        "article_id": "0100000002",
-    }
+    item2 = {**item1, "prod_name": "Denim TRS", "product_type_name": "Trousers", "article_id": "0100000002"}
+    item2.update(product_group_name="Garment Lower body", colour_group_name="Blue", index_group_name="Divided")
+    item2.update(garment_group_name="Trousers Denim")
     u1 = {"customer_id": "u1", "age": 25.0, "club_member_status": "ACTIVE", "fashion_news_frequency": "NONE"}
     u2 = {"customer_id": "u2", "club_member_status": "ACTIVE", "fashion_news_frequency": "Regularly"}  # no age
-    expected_train = [{**item1, **u1, "t_dat": _day("2020-09-01")}]
-    expected_eval = [{**item2, **u1, "t_dat": _day("2020-09-20")}, {**item1, **u2, "t_dat": _day("2020-09-21")}]
+    sale = lambda price, channel: {"price": price, "sales_channel_id": channel}  # noqa: E731
+    # Newest accepted-or-not timestamp is 2020-09-22: test from 16 Sep, eval from 9 Sep (7 + 7 days).
+    expected = {
+        "train": [{**item1, **u1, **sale(0.05, "2"), "t_dat": _day("2020-09-01")}],
+        "eval": [{**item2, **u1, **sale(0.03, "1"), "t_dat": _day("2020-09-10")}],
+        "test": [{**item1, **u2, **sale(0.05, "2"), "t_dat": _day("2020-09-21")}],
+    }
     with beam.Pipeline() as pipeline:
-        splits = executor.build_splits(pipeline, str(data_dir), profile)
-        decoded = {name: pc | f"Decode{name}" >> beam.Map(lambda s: _key(_decode(s))) for name, pc in splits.items()}
-        assert_that(decoded["train"], equal_to([_key(r) for r in expected_train]), label="train")
-        assert_that(decoded["eval"], equal_to([_key(r) for r in expected_eval]), label="eval")
-        assert_that(decoded["catalog"], equal_to([_key(item1), _key(item2)]), label="catalog")
+        result = ingest.build_ingestion(pipeline, str(data_dir), profile, profile_ranges(profile), chunk_bytes)
+        for name, records in expected.items():
+            decoded = result.splits[name] | f"Decode{name}" >> beam.Map(lambda s: _key(_decode(s)))
+            assert_that(decoded, equal_to([_key(r) for r in records]), label=f"split_{name}")
+        catalog = result.splits["catalog"] | "DecodeCatalog" >> beam.Map(lambda s: _decode(s)["article_id"])
+        assert_that(catalog, equal_to(["0100000001", "0100000002"]), label="catalog")
+        quarantine = result.quarantine | beam.Map(lambda q: (q["file"], q["line"], q["kind"], q["reason"]))
+        assert_that(quarantine, equal_to(EXPECTED_QUARANTINE), label="quarantine")
+
+        def check_report(reports):
+            (report,) = reports
+            # articles: 4 read = 2 accepted + 1 conflicting duplicate id + 1 identical line
+            assert report["files"]["articles.csv"] == {
+                "read": 4,
+                "accepted": 2,
+                "quarantined": 1,
+                "duplicates": 1,
+                "reasons": {"duplicate_id": 1},
+            }
+            assert report["files"]["customers.csv"]["accepted"] == 2
+            # transactions: lines 2..14 = 13 rows (the blank line 15 is not a row)
+            #   = 3 accepted + 9 quarantined (lines 6..14) + 1 duplicate (line 5 repeats line 2)
+            t = report["files"]["transactions_train.csv"]
+            assert (t["read"], t["accepted"], t["quarantined"], t["duplicates"]) == (13, 3, 9, 1)
+            # all files: 4 + 3 + 13 = 20 read = 7 accepted + 11 quarantined + 2 duplicates
+            assert (report["rows_read"], report["rows_accepted"]) == (20, 7)
+            assert (report["rows_quarantined"], report["duplicates_removed"]) == (11, 2)
+            assert report["splits"]["eval"] == {"examples": 1, "first": "2020-09-10", "last": "2020-09-10"}
+            assert report["splits"]["catalog"] == {"examples": 2}
+            assert report["boundaries"] == {"eval_start": "2020-09-09", "test_start": "2020-09-16"}
+
+        assert_that(result.report, check_report, label="report")
 
 
 def test_missing_column_names_file_and_column(data_dir):
     (data_dir / "customers.csv").write_text("customer_id,age\nu1,3\n")
-    with pytest.raises(executor.DataError, match=r"customers.csv: missing column\(s\) \['club_member_status'"):
+    with pytest.raises(csv_source.DataError, match=r"customers.csv: missing column\(s\) \['club_member_status'"):
         with beam.Pipeline() as pipeline:
-            executor.build_splits(pipeline, str(data_dir), load_profile("hm"))
+            ingest.build_ingestion(pipeline, str(data_dir), load_profile("hm"))
 
 
-def test_ragged_row_and_bad_number_name_the_file(data_dir):
-    (data_dir / "customers.csv").write_text(CUSTOMERS + "u3,,,ACTIVE,NONE,old,p3\n")
-    with pytest.raises(Exception, match=r"customers.csv: column 'age': 'old' is not a number"):
-        with beam.Pipeline() as pipeline:
-            executor.build_splits(pipeline, str(data_dir), load_profile("hm"))
-    (data_dir / "customers.csv").write_text(CUSTOMERS + "u3,1.0\n")
-    with pytest.raises(Exception, match=r"customers.csv: a row has 2 fields, the header 7"):
-        with beam.Pipeline() as pipeline:
-            executor.build_splits(pipeline, str(data_dir), load_profile("hm"))
+def test_missing_file_is_named(data_dir):
+    (data_dir / "articles.csv").unlink()
+    with pytest.raises(csv_source.DataError, match=r"articles.csv: file not found"):
+        ingest.check_inputs(str(data_dir), load_profile("hm"))
 
 
-def test_profile_survives_the_custom_config_round_trip():
+def test_config_survives_the_custom_config_round_trip():
     profile = load_profile("hm")
-    exec_properties = {"custom_config": proto_utils.proto_to_json(profile_to_custom_config(profile))}
-    assert executor.profile_from_exec_properties(exec_properties) == profile
-    assert JoinExampleGen(input_base="/data", profile=profile).exec_properties["input_base"] == "/data"
+    ranges = {"age": (16.0, 99.0), "price": (0.0, None)}
+    exec_properties = {"custom_config": proto_utils.proto_to_json(profile_to_custom_config(profile, ranges, 1024))}
+    assert unpack_config(exec_properties) == {"profile": profile, "ranges": ranges, "chunk_bytes": 1024}
+    component = JoinExampleGen(input_base="/data", profile=profile)
+    assert component.exec_properties["input_base"] == "/data"
+    assert set(component.outputs) == {"examples", "quarantine"}
+
+
+def test_hand_encoded_example_equals_the_protobuf_one():
+    record = {"customer_id": "ü1", "age": 25.5, "t_dat": 1600000000, "neg": -3, "price": -0.0508, "empty": ""}
+    expected = tf.train.Example()
+    f = expected.features.feature
+    f["customer_id"].bytes_list.value.append("ü1".encode())
+    f["age"].float_list.value.append(25.5)
+    f["t_dat"].int64_list.value.append(1600000000)
+    f["neg"].int64_list.value.append(-3)
+    f["price"].float_list.value.append(-0.0508)
+    f["empty"].bytes_list.value.append(b"")
+    assert tf.train.Example.FromString(rows.to_example(record, int_columns=["t_dat", "neg"])) == expected

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 COMPONENTS = [
     "JoinExampleGen",
     "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
+    "ImportSchemaGen",
+    "DataGate",
     "Transform",
     "Trainer",
     "RetrievalEvaluator",

@@ -39,7 +39,7 @@ def _feature_spec():
     profile = load_profile("hm")
     spec = {
         name: tf.io.FixedLenFeature([1], tf.string)
-        for name in ["customer_id", "article_id"] + [f.name for f in profile.features if f.kind == "categorical"]
+        for name in ["customer_id", "article_id"] + [f.name for f in profile.model_features if f.kind == "categorical"]
     }
     spec["age"] = tf.io.VarLenFeature(tf.float32)  # may be missing, as SchemaGen infers for real data
     return spec

@@ -24,9 +24,10 @@ from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from twotower.components.evaluator.executor import METRICS_FILE  # noqa: E402
-from twotower.components.example_gen.executor import check_data_dir  # noqa: E402
+from twotower.components.example_gen.ingest import check_inputs  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
+from twotower.schema.contract import profile_ranges  # noqa: E402
 
 METADATA_FILE = "metadata.sqlite"
 LOG_FILE = "run.log"
@@ -81,6 +82,15 @@ def _latest_uri(store: metadata_store.MetadataStore, type_name: str) -> Optional
     return max(artifacts, key=lambda a: a.id).uri if artifacts else None
 
 
+def previous_statistics(metadata_path: str) -> str:
+    """Returns the URI of the newest ExampleStatistics of an earlier run under this root, or ''."""
+    if not os.path.exists(metadata_path):
+        return ""
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    live = [a for a in store.get_artifacts_by_type("ExampleStatistics") if a.state == a.LIVE]
+    return max(live, key=lambda a: a.id).uri if live else ""
+
+
 def _pushed_model(store: metadata_store.MetadataStore) -> Optional[str]:
     pushed = [a for a in store.get_artifacts_by_type("PushedModel") if a.custom_properties["pushed"].int_value == 1]
     if not pushed:
@@ -95,14 +105,19 @@ def run_local(
     serving_dir: Optional[str] = None,
     beam_workers: int = 0,
     enable_cache: bool = False,
+    accept_drift: bool = False,
     stream: TextIO = sys.stderr,
 ) -> RunResult:
-    """Runs the pipeline locally and returns metrics and the pushed model directory (or None)."""
-    check_data_dir(data_root, profile)  # fail in a second, not after Beam starts
+    """Runs the pipeline locally and returns metrics and the pushed model directory (or None).
+
+    The previous run's statistics under the same ``pipeline_root`` (if any) are the drift baseline.
+    """
+    check_inputs(data_root, profile)  # fail in a second, not after Beam starts
     pipeline_root = os.path.abspath(pipeline_root)
     serving_dir = os.path.abspath(serving_dir or os.path.join(pipeline_root, "serving"))
     os.makedirs(pipeline_root, exist_ok=True)
     metadata_path = os.path.join(pipeline_root, METADATA_FILE)
+    baseline = previous_statistics(metadata_path)
     pipeline = create_pipeline(
         pipeline_name=f"twotower-{profile.name}",
         pipeline_root=pipeline_root,
@@ -112,6 +127,9 @@ def run_local(
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=beam_args(beam_workers),
         enable_cache=enable_cache,
+        row_ranges=profile_ranges(profile),
+        baseline_statistics_uri=baseline,
+        accept_drift=accept_drift,
     )
     progress = ComponentProgress([c.id for c in pipeline.components], stream)
     log_file = logging.FileHandler(os.path.join(pipeline_root, LOG_FILE))

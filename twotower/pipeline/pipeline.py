@@ -1,7 +1,8 @@
 """create_pipeline: wires the components. No environment, no I/O, no globals.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform ->
-Trainer -> RetrievalEvaluator -> Pusher.
+JoinExampleGen -> StatisticsGen -> ImportSchemaGen (the profile's contract; SchemaGen
+infers one when the profile has none) -> DataGate (stops the run on contract
+violations or unaccepted drift) -> Transform -> Trainer -> RetrievalEvaluator -> Pusher.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import List, Optional  # noqa: E402
+from typing import Dict, List, Optional  # noqa: E402
 
 from tfx import v1 as tfx  # noqa: E402
 
+from twotower.components.data_gate.component import DataGate  # noqa: E402
 from twotower.components.evaluator.component import RetrievalEvaluator  # noqa: E402
 from twotower.components.example_gen.component import JoinExampleGen  # noqa: E402
+from twotower.components.example_gen.ingest import split_names  # noqa: E402
 from twotower.config import Profile  # noqa: E402
+from twotower.schema.contract import Range  # noqa: E402
 from twotower.trainer import executor as trainer_executor  # noqa: E402
 
 PREPROCESSING_FN = "twotower.transform.preprocessing.preprocessing_fn"
@@ -32,22 +36,35 @@ def create_pipeline(
     metadata_connection_config: Optional[object] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = False,
+    row_ranges: Optional[Dict[str, Range]] = None,
+    baseline_statistics_uri: str = "",
+    accept_drift: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Returns the twotower TFX pipeline for ``profile`` over the CSVs in ``data_root``.
 
-    The blessed model is pushed to ``serving_dir/<serving.model_name>/<version>/``.
+    ``row_ranges`` ({column: (min, max)}, from the contract schema) make
+    JoinExampleGen quarantine out-of-range rows; ``baseline_statistics_uri`` (a
+    previous StatisticsGen output) turns on the drift check, and ``accept_drift``
+    lets drift above threshold pass. The blessed model is pushed to
+    ``serving_dir/<serving.model_name>/<version>/``.
     """
-    example_gen = JoinExampleGen(input_base=data_root, profile=profile)
+    example_gen = JoinExampleGen(input_base=data_root, profile=profile, ranges=row_ranges)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"],
-        infer_feature_shape=True,
-        exclude_splits=["eval", "catalog"],
-    )
-    example_validator = tfx.components.ExampleValidator(
+    if profile.contract.schema:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=profile.contract.schema)
+    else:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"],
+            infer_feature_shape=True,
+            exclude_splits=[s for s in split_names(profile) if s != "train"],
+        )
+    data_gate = DataGate(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
+        profile=profile,
         exclude_splits=["catalog"],
+        baseline_statistics_uri=baseline_statistics_uri,
+        accept_drift=accept_drift,
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -57,6 +74,7 @@ def create_pipeline(
         materialize=False,
         custom_config={"profile": profile.to_json()},
     )
+    transform.add_upstream_node(data_gate)  # nothing is transformed until the data passed the gate
     trainer = trainer_executor.Trainer(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
@@ -85,7 +103,7 @@ def create_pipeline(
             example_gen,
             statistics_gen,
             schema_gen,
-            example_validator,
+            data_gate,
             transform,
             trainer,
             evaluator,

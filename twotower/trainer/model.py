@@ -70,7 +70,7 @@ def build_towers(profile: Profile, vocab_sizes: Mapping[str, int]) -> tuple[Towe
     t = profile.trainer
 
     def tower(id_feature: str, sources: Sequence[str], name: str) -> Tower:
-        feats = [f for f in profile.features if f.source in sources]
+        feats = [f for f in profile.model_features if f.source in sources]
         return Tower(
             id_feature,
             vocab_sizes,

@@ -39,14 +39,14 @@ class Paths:
 def feature_names(profile: Profile) -> Tuple[List[str], List[str]]:
     """Returns (query raw feature names, item raw feature names) for the signatures."""
     d = profile.data
-    query = [d.user_id] + [f.name for f in profile.features if f.source in ("user", "interaction")]
-    items = [d.item_id] + [f.name for f in profile.features_of("item")]
+    query = [d.user_id] + [f.name for f in profile.model_features if f.source in ("user", "interaction")]
+    items = [d.item_id] + [f.name for f in profile.model_features if f.source == "item"]
     return query, items
 
 
 def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str, int]:
     """Returns the embedding table size (vocabulary + OOV) of every id and categorical feature."""
-    names = [USER_ID, ITEM_ID] + [f.name for f in profile.features if f.kind == "categorical"]
+    names = [USER_ID, ITEM_ID] + [f.name for f in profile.model_features if f.kind == "categorical"]
     return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in names}
 
 
@@ -74,7 +74,7 @@ def train(profile: Profile, paths: Paths) -> Dict[str, List[float]]:
     t = profile.trainer
     tft_output = tft.TFTransformOutput(paths.transform_graph)
     query_raw, item_raw = feature_names(profile)
-    keep = [USER_ID, ITEM_ID] + [f.name for f in profile.features]
+    keep = [USER_ID, ITEM_ID] + [f.name for f in profile.model_features]
 
     def dataset(patterns: Sequence[str]) -> tf.data.Dataset:
         return data.transformed_dataset(patterns, tft_output, query_raw + item_raw, keep).cache()

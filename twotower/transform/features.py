@@ -5,7 +5,7 @@ Transformed feature names are stable and independent of the data set:
 - ``user_id``, ``item_id``: int64 ``[batch]`` vocabulary indices of the profile's
   user and item id columns; vocabulary files ``user_id`` and ``item_id`` (the
   index equal to the vocabulary size is the out-of-vocabulary bucket).
-- each categorical feature ``NAME``: int64 ``[batch]`` index into vocabulary
+- each categorical model feature (``model: true``) ``NAME``: int64 ``[batch]`` index into vocabulary
   file ``NAME`` (plus one OOV bucket); a missing value is the empty string.
 - each numeric feature ``NAME``: float32 ``[batch]`` z-score; a missing value
   is replaced by the training mean (so it scores 0).
@@ -59,7 +59,7 @@ def preprocess(inputs: Dict[str, AnyTensor], profile: Profile) -> Dict[str, tf.T
         outputs[name] = tft.compute_and_apply_vocabulary(
             to_dense(inputs[column]), num_oov_buckets=NUM_OOV_BUCKETS, vocab_filename=name
         )
-    for feature in profile.features:
+    for feature in profile.model_features:
         x = to_dense(inputs[feature.name])
         if feature.kind == "categorical":
             outputs[feature.name] = tft.compute_and_apply_vocabulary(

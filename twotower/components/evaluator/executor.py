@@ -34,7 +34,13 @@ class Executor(base_executor.BaseExecutor):
         def split(name: str) -> List[str]:
             return [io_utils.all_files_pattern(artifact_utils.get_split_uri(examples, name))]
 
-        result = evaluate(profile, model_dir, split("train"), split("eval"))
+        # Held out: the test split when the profile has one; what came before it is the users' history.
+        splits = artifact_utils.decode_split_names(examples[0].split_names)
+        if "test" in splits:
+            result = evaluate(profile, model_dir, split("train") + split("eval"), split("test"))
+        else:
+            result = evaluate(profile, model_dir, split("train"), split("eval"))
+        result["held_out_split"] = "test" if "test" in splits else "eval"
         evaluation_uri = artifact_utils.get_single_uri(output_dict["evaluation"])
         io_utils.write_string_file(os.path.join(evaluation_uri, METRICS_FILE), json.dumps(result, indent=2))
 

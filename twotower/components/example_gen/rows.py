@@ -1,0 +1,211 @@
+"""One CSV row -> a checked record, or the reason it goes to quarantine.
+
+Checks, in order: the line parses as CSV; it has as many fields as the header;
+id columns are not empty; numeric columns parse as finite numbers; the
+timestamp parses with the profile's format; numbers and timestamps lie inside
+the contract's ranges (the schema's float_domain / int_domain). Unknown users
+and items are checked later, at the join.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import math
+import struct
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
+
+from twotower.components.example_gen.csv_source import TimestampParser, split_line
+from twotower.config import Profile
+
+Record = Dict[str, Any]
+Range = Tuple[Optional[float], Optional[float]]
+
+# Quarantine reason kinds (the ``kind`` field of a quarantine entry).
+NOT_UTF8 = "not_utf8"
+MALFORMED = "malformed_csv"
+FIELD_COUNT = "field_count"
+EMPTY_ID = "empty_id"
+NOT_A_NUMBER = "not_a_number"
+BAD_TIMESTAMP = "bad_timestamp"
+OUT_OF_RANGE = "out_of_range"
+UNKNOWN_USER = "unknown_user"
+UNKNOWN_ITEM = "unknown_item"
+DUPLICATE_ID = "duplicate_id"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    """Why a row was quarantined: a ``kind`` from the constants above and a sentence naming the field."""
+
+    kind: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """How to read one of a profile's CSV files."""
+
+    name: str  # file name, as reports show it
+    header: Tuple[str, ...]
+    columns: Tuple[str, ...]  # the columns kept in the record
+    ids: Tuple[str, ...]  # columns that must not be empty
+    numeric: Tuple[str, ...]
+    ranges: Mapping[str, Range]
+    timestamp: str = ""
+    timestamp_format: str = ""
+
+
+def table_specs(
+    profile: Profile, headers: Mapping[str, Iterable[str]], ranges: Mapping[str, Range]
+) -> Dict[str, TableSpec]:
+    """Returns {'users', 'items', 'interactions'} -> TableSpec, given each file's header (keyed by file name)."""
+    d = profile.data
+    numeric = {f.name for f in profile.features if f.kind == "numeric"}
+
+    def spec(file: str, ids: Tuple[str, ...], source: str, extra: Tuple[str, ...] = (), **kw: str) -> TableSpec:
+        columns = ids + extra + tuple(f.name for f in profile.features_of(source))
+        return TableSpec(
+            name=file,
+            header=tuple(headers[file]),
+            columns=columns,
+            ids=ids,
+            numeric=tuple(c for c in columns if c in numeric),
+            ranges={c: ranges[c] for c in columns if c in ranges},
+            **kw,
+        )
+
+    return {
+        "users": spec(d.users, (d.user_id,), "user"),
+        "items": spec(d.items, (d.item_id,), "item", (d.item_name,)),
+        "interactions": spec(
+            d.interactions,
+            (d.user_id, d.item_id),
+            "interaction",
+            (d.timestamp,),
+            timestamp=d.timestamp,
+            timestamp_format=d.timestamp_format,
+        ),
+    }
+
+
+def fingerprint(raw: bytes) -> int:
+    """Returns a signed 64-bit hash of a raw line (the same in every process, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little", signed=True)
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}" if value is not None else ""
+
+
+class RowParser:
+    """Callable: raw line bytes -> Record (empty cells left out) or Reject."""
+
+    def __init__(self, spec: TableSpec):
+        self._spec = spec
+        self._n = len(spec.header)
+        self._index = [(c, spec.header.index(c)) for c in spec.columns]
+        self._ids = set(spec.ids)
+        self._numeric = set(spec.numeric)
+        self._ranges = dict(spec.ranges)
+        self._parse_time = TimestampParser(spec.timestamp_format) if spec.timestamp else None
+
+    def __call__(self, raw: bytes) -> Union[Record, Reject]:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return Reject(NOT_UTF8, f"not valid UTF-8 at byte {e.start}")
+        try:
+            fields = split_line(text)
+        except csv.Error as e:
+            return Reject(MALFORMED, f"malformed CSV ({e}); values spanning lines are not supported")
+        if len(fields) != self._n:
+            return Reject(FIELD_COUNT, f"has {len(fields)} fields, the header has {self._n}")
+        record: Record = {}
+        for column, i in self._index:
+            value = fields[i]
+            if value == "":
+                if column in self._ids:
+                    return Reject(EMPTY_ID, f"column '{column}' is empty")
+                continue
+            if column == self._spec.timestamp:
+                seconds = self._parse_time(value)
+                if seconds is None:
+                    return Reject(
+                        BAD_TIMESTAMP, f"column '{column}': cannot parse {value!r} as {self._spec.timestamp_format!r}"
+                    )
+                record[column] = number = seconds
+            elif column in self._numeric:
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = math.nan
+                if not math.isfinite(number):
+                    return Reject(NOT_A_NUMBER, f"column '{column}': {value!r} is not a number")
+                record[column] = number
+            else:
+                record[column] = value
+                continue
+            lo, hi = self._ranges.get(column, (None, None))
+            if (lo is not None and number < lo) or (hi is not None and number > hi):
+                return Reject(OUT_OF_RANGE, f"column '{column}': {value} is outside [{_bound(lo)}, {_bound(hi)}]")
+        return record
+
+
+def _varint(n: int) -> bytes:
+    n &= 0xFFFFFFFFFFFFFFFF  # int64 as protobuf encodes it: two's complement, 10 bytes when negative
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+_KEYS: Dict[str, bytes] = {}
+
+
+def _size(n: int) -> bytes:
+    return _ONE_BYTE[n] if n < 128 else _varint(n)
+
+
+def encode_features(record: Record, int_columns: Iterable[str] = ()) -> bytes:
+    """Returns the serialized map entries of ``record``'s features; ``wrap_example`` makes them an Example.
+
+    Encoded by hand in the wire format of example.proto / feature.proto: five times
+    faster than building the message, which otherwise dominates ingestion time, and
+    the entries of a user or an item are encoded once and concatenated onto each of
+    their interactions. Tags: 0x0a = field 1, 0x12 = field 2, 0x1a = field 3.
+    """
+    ints = set(int_columns)
+    parts = []
+    for name, value in record.items():
+        key = _KEYS.get(name)
+        if key is None:
+            encoded = name.encode()
+            key = _KEYS.setdefault(name, b"\x0a" + _size(len(encoded)) + encoded)  # map entry key
+        if name in ints:
+            packed = _varint(int(value))
+            inner = b"\x0a" + _size(len(packed)) + packed
+            feature = b"\x1a" + _size(len(inner)) + inner  # int64_list { value: packed varint }
+        elif isinstance(value, float):
+            feature = b"\x12\x06\x0a\x04" + struct.pack("<f", value)  # float_list { value: packed float }
+        else:
+            data = str(value).encode()
+            inner = b"\x0a" + _size(len(data)) + data
+            feature = b"\x0a" + _size(len(inner)) + inner  # bytes_list { value }
+        entry = key + b"\x12" + _size(len(feature)) + feature  # map entry {key, value: Feature}
+        parts.append(b"\x0a" + _size(len(entry)) + entry)  # Features.feature (map)
+    return b"".join(parts)
+
+
+def wrap_example(features: bytes) -> bytes:
+    """Returns a serialized tf.train.Example made of ``encode_features`` outputs (concatenated, distinct keys)."""
+    return b"\x0a" + _size(len(features)) + features  # Example.features
+
+
+def to_example(record: Record, int_columns: Iterable[str] = ()) -> bytes:
+    """Returns ``record`` as a serialized tf.train.Example: floats, int64s for ``int_columns``, else bytes."""
+    return wrap_example(encode_features(record, int_columns))

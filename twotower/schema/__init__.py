@@ -1,0 +1,1 @@
+"""Data contracts: curated TFDV schemas (``<profile>.pbtxt``), checks against them, and drift reports."""
