@@ -113,10 +113,11 @@ def test_parse_timestamp_formats_and_error():
         csv_source.parse_timestamp("22/09/2020", "%Y-%m-%d", "f.csv", "t")
 
 
-def test_chunks_keep_line_numbers(tmp_path):
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_chunks_keep_line_numbers(tmp_path, newline):
     path = tmp_path / "x.csv"
     lines = ["h"] + [f"row{i}," + "x" * (i % 7) for i in range(200)]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_bytes((newline.join(lines) + newline).encode())
     chunks = csv_source.plan_chunks(str(path), chunk_bytes=50)
     assert len(chunks) > 10 and sum(c.lines for c in chunks) == 200
     read = [(n, raw.decode()) for c in chunks for n, raw in csv_source.read_lines(c)]

@@ -1,14 +1,19 @@
 """The real pipeline, end to end, on tiny generated data (LocalDagRunner, SQLite MLMD)."""
 
 import csv
+import glob
 import os
+import shutil
 
 import pytest
+import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from twotower import cli
+from twotower.components.data_gate.executor import ContractViolation
+from twotower.components.example_gen.report import read_report
 from twotower.config import load_profile
 from twotower.data.synthetic import generate_hm
 from twotower.pipeline.local import METADATA_FILE, run_local
@@ -47,7 +52,7 @@ def test_every_component_executed(run):
         node = context.name.split(".")[-1]
         states[node] = [e.last_known_state for e in store.get_executions_by_context(context.id)]
     for component in COMPONENTS:
-        assert states.get(component) == [metadata_store_pb2.Execution.COMPLETE], component
+        assert states.get(component, [None])[0] == metadata_store_pb2.Execution.COMPLETE, component
 
 
 def test_model_beats_popularity_and_is_pushed(run):
@@ -80,3 +85,73 @@ def test_pushed_model_recommends_catalogue_items(run, capsys):
     assert cli.main(["recommend", "--serving-dir", serving_dir, "--customer-id", customer, "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert f"top-3 for customer {customer}" in out and recs[0].item_id in out
+
+
+def _timestamps(examples_dir: str, split: str) -> list:
+    files = tf.io.gfile.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz"))
+    return [
+        tf.train.Example.FromString(r.numpy()).features.feature["t_dat"].int64_list.value[0]
+        for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+    ]
+
+
+def _executions(root, node: str) -> list:
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / "pipeline" / METADATA_FILE))
+    )
+    context = next(c for c in store.get_contexts_by_type("node") if c.name.endswith("." + node))
+    return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+def test_splits_never_leak_and_match_the_report(run):
+    root, _, _ = run
+    (examples,) = glob.glob(str(root / "pipeline" / "JoinExampleGen" / "examples" / "*"))
+    (quarantine,) = glob.glob(str(root / "pipeline" / "JoinExampleGen" / "quarantine" / "*"))
+    report = read_report(quarantine)
+    train, evaluation, test = (_timestamps(examples, s) for s in ("train", "eval", "test"))
+    assert max(train) < min(evaluation) and max(evaluation) < min(test)
+    assert [len(train), len(evaluation), len(test)] == [
+        report["splits"][s]["examples"] for s in ("train", "eval", "test")
+    ]
+    t = report["files"]["transactions_train.csv"]
+    assert t["read"] == t["accepted"] + t["quarantined"] + t["duplicates"] and t["accepted"] == len(
+        train + evaluation + test
+    )
+
+
+def test_drift_against_the_previous_run_stops_before_transform(run, tmp_path):
+    root, data, _ = run
+    shifted = str(tmp_path / "shifted")
+    shutil.copytree(data, shifted)
+    with open(os.path.join(shifted, "customers.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["age"] = str(min(99, int(row["age"]) + 25)) if row["age"] else ""
+    with open(os.path.join(shifted, "customers.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ContractViolation, match=r"(?s)FAILED.*age: COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"):
+        run_local(load_profile("hm"), data_root=shifted, pipeline_root=str(root / "pipeline"))
+    assert [e.last_known_state for e in _executions(root, "Transform")] == [metadata_store_pb2.Execution.COMPLETE]
+    assert _executions(root, "DataGate")[-1].last_known_state == metadata_store_pb2.Execution.FAILED
+
+
+def test_contract_violation_exits_3_and_names_the_feature(run, tmp_path, capsys):
+    root, data, _ = run
+    bad = str(tmp_path / "bad")
+    shutil.copytree(data, bad)
+    path = os.path.join(bad, "articles.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows[::2]:
+        row["index_group_name"] = "Kidswear"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    args = ["run", "--data", bad, "--pipeline-root", str(tmp_path / "p"), "--serving-dir", str(tmp_path / "s")]
+    assert cli.main(args) == cli.EXIT_REJECTED
+    err = capsys.readouterr().err
+    assert "index_group_name: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in err and "Kidswear" in err
+    assert not os.path.exists(str(tmp_path / "s"))

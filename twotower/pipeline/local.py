@@ -82,12 +82,18 @@ def _latest_uri(store: metadata_store.MetadataStore, type_name: str) -> Optional
     return max(artifacts, key=lambda a: a.id).uri if artifacts else None
 
 
-def previous_statistics(metadata_path: str) -> str:
-    """Returns the URI of the newest ExampleStatistics of an earlier run under this root, or ''."""
+def previous_statistics(metadata_path: str, pipeline_name: str) -> str:
+    """Returns the URI of the newest StatisticsGen output of an earlier run of ``pipeline_name``, or ''."""
     if not os.path.exists(metadata_path):
         return ""
     store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-    live = [a for a in store.get_artifacts_by_type("ExampleStatistics") if a.state == a.LIVE]
+    node = store.get_context_by_type_and_name("node", f"{pipeline_name}.StatisticsGen")
+    if node is None:
+        return ""
+    stats_type = store.get_artifact_type("ExampleStatistics")
+    live = [
+        a for a in store.get_artifacts_by_context(node.id) if a.type_id == stats_type.id and a.state == a.LIVE
+    ]  # not Transform's pre_transform_stats, which is ExampleStatistics too
     return max(live, key=lambda a: a.id).uri if live else ""
 
 
@@ -117,9 +123,10 @@ def run_local(
     serving_dir = os.path.abspath(serving_dir or os.path.join(pipeline_root, "serving"))
     os.makedirs(pipeline_root, exist_ok=True)
     metadata_path = os.path.join(pipeline_root, METADATA_FILE)
-    baseline = previous_statistics(metadata_path)
+    pipeline_name = f"twotower-{profile.name}"
+    baseline = previous_statistics(metadata_path, pipeline_name)
     pipeline = create_pipeline(
-        pipeline_name=f"twotower-{profile.name}",
+        pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         data_root=os.path.abspath(data_root),
         profile=profile,

@@ -53,18 +53,33 @@ def require_columns(path: str, header: List[str], columns: Iterable[str]) -> Non
         raise DataError(f"{path}: missing column(s) {missing}; the header has {header}")
 
 
+def _rest_of_line(f: tf.io.gfile.GFile) -> bytes:
+    """Returns the bytes up to and including the next b'\\n' (GFile.readline also stops at a lone b'\\r')."""
+    parts = []
+    while True:
+        block = f.read(4096)
+        end = block.find(b"\n")
+        if end >= 0:
+            f.seek(f.tell() - len(block) + end + 1)
+            parts.append(block[: end + 1])
+            return b"".join(parts)
+        parts.append(block)
+        if not block:
+            return b"".join(parts)
+
+
 def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk]:
     """Returns the chunks of ``path`` after its header, in file order (one pass over the bytes)."""
     chunks = []
     with tf.io.gfile.GFile(path, "rb") as f:
-        position = len(f.readline())
+        position = len(_rest_of_line(f))
         line = 2
         while True:
             block = f.read(chunk_bytes)
             if not block:
                 break
             if not block.endswith(b"\n"):
-                block += f.readline()
+                block += _rest_of_line(f)
             count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             chunks.append(Chunk(path, position, position + len(block), line, count))
             position += len(block)
