@@ -9,6 +9,6 @@ COPY constraints.txt setup.py pyproject.toml README.md ./
 COPY requirements ./requirements
 COPY twotower ./twotower
 RUN pip install --no-cache-dir -c constraints.txt . \
- && python -c "import twotower.cli"
+ && python -c "import twotower.cli; from twotower.config import builtin_profiles as b, load_profile as l; [l(p) for p in b()]"
 ENV TF_USE_LEGACY_KERAS=1
 ENTRYPOINT ["twotower"]

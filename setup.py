@@ -38,7 +38,7 @@ setup(
     description="A production two-tower retrieval recommender on TFX, TFT, TFDV and TFRS.",
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["twotower", "twotower.*"]),
-    package_data={"twotower": ["config/*.yaml"]},
+    package_data={"twotower": ["config/*.yaml", "schema/*.pbtxt"]},
     install_requires=pinned("requirements/direct.in"),
     extras_require={"dev": pinned("requirements/dev.in")},
     entry_points={"console_scripts": ["twotower=twotower.cli:main"]},

@@ -266,13 +266,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     from twotower.components.example_gen.csv_source import DataError
     from twotower.components.example_gen.report import QuarantineLimitExceeded
     from twotower.config import ConfigError
+    from twotower.data.movielens import MovieLensError
 
     try:
         return args.func(args)
     except (ContractViolation, QuarantineLimitExceeded) as e:
         print(f"twotower: data rejected: {e}", file=sys.stderr)
         return EXIT_REJECTED
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, DataError, FileNotFoundError, ValueError, MovieLensError) as e:
         print(f"twotower: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
