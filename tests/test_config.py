@@ -52,6 +52,11 @@ def test_missing_file(tmp_path):
         (lambda r: r["data"].update(colour="x"), "unknown field"),
         (lambda r: r.update(extra=1), "unknown top-level"),
         (lambda r: r["serving"].update(top_k=5), "serving.top_k"),
+        (lambda r: r["split"].update(test_start="16/09/2020"), "'split.test_start' must be a date"),
+        (lambda r: r["split"].update(eval_start="2020-09-10", test_start="2020-09-01"), "must be after"),
+        (lambda r: r["contract"].update(max_quarantine_fraction=2), "max_quarantine_fraction"),
+        (lambda r: r["contract"].update(drift_thresholds={"age": "x"}), "mapping of names to numbers"),
+        (lambda r: r["features"][0].update(model="yes"), r"'features\[0\].model' must be bool"),
     ],
 )
 def test_bad_profiles_name_the_field(tmp_path, edit, message):
@@ -69,3 +74,21 @@ def test_int_accepted_for_float():
     raw["trainer"]["learning_rate"] = 1
     assert from_dict(raw).trainer.learning_rate == 1.0
     assert isinstance(from_dict(raw).trainer.learning_rate, float)
+
+
+def test_contract_section_is_optional_with_defaults(tmp_path):
+    raw = _raw_hm()
+    del raw["contract"]
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    contract = load_profile(str(path)).contract
+    assert contract.schema == "" and contract.max_quarantine_fraction == 0.05 and contract.drift_thresholds == {}
+
+
+def test_contract_schema_is_resolved_next_to_the_yaml(tmp_path):
+    raw = _raw_hm()
+    raw["contract"]["schema"] = "missing.pbtxt"
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=f"schema' file not found: {tmp_path}/missing.pbtxt"):
+        load_profile(str(path))

@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 import tensorflow_data_validation as tfdv
+import yaml
 
 from twotower import cli
 from twotower.data.synthetic import generate_hm
@@ -145,3 +146,30 @@ def test_schema_infer_drafts_a_contract_the_data_passes(clean, tmp_path):
     assert "SERVING" not in features["age"].not_in_environment
     with open(path) as f:
         assert f.read().startswith("# Draft data contract for profile 'hm'")
+
+
+def test_movielens_passes_its_contract(tmp_path):
+    data, out = str(tmp_path / "ml"), str(tmp_path / "out")
+    assert cli.main(["data", "movielens", "--out", data]) == 0
+    assert cli.main(["validate", "--config", "movielens", "--data", data, "--out", out]) == 0
+    with open(os.path.join(out, "validation.json")) as f:
+        v = json.load(f)
+    # MovieLens-100K: 100,000 ratings by 943 users of 1,682 movies, nothing quarantined
+    assert v["files"]["ratings.csv"]["accepted"] == 100_000 and v["rows_read"] == 100_000 + 943 + 1682
+    assert v["rows_quarantined"] == 0 and v["anomalies"] == []
+
+
+def test_a_fourth_profile_needs_only_a_yaml_file(tmp_path):
+    data = str(tmp_path / "shop")
+    assert cli.main(["data", "generate", "--profile", "retail", "--out", data, "--transactions", "3000"]) == 0
+    with open(os.path.join(os.path.dirname(cli.__file__), "config", "retail.yaml")) as f:
+        raw = yaml.safe_load(f)
+    raw["name"] = "my-shop"
+    del raw["contract"]  # no schema file: row checks only, the pipeline would infer a schema
+    path = tmp_path / "my-shop.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = str(tmp_path / "out")
+    assert cli.main(["validate", "--config", str(path), "--data", data, "--out", out]) == 0
+    with open(os.path.join(out, "validation.json")) as f:
+        v = json.load(f)
+    assert v["profile"] == "my-shop" and v["schema"] is None and v["files"]["sales.csv"]["read"] == 3000

@@ -159,7 +159,7 @@ def _typed(section: str, cls: type, raw: Any, where: str) -> Any:
     values = {}
     for name, field in fields.items():
         if name not in raw:
-            if field.default is not dataclasses.MISSING:
+            if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING:
                 continue
             raise ConfigError(f"{where}: missing field '{section}.{name}'")
         values[name] = _coerce(f"{section}.{name}", field.type, raw[name], where)
