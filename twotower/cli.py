@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import warnings
 from typing import List, Optional
 
@@ -73,7 +74,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from twotower.schema.contract import format_anomalies
 
     profile = load_profile(args.config)
+    contract = profile.contract.schema or "no schema: row checks only"
+    print(f"validating {args.data} with profile {profile.name} ({contract}) ...", file=sys.stderr)
+    started = time.monotonic()
     result = run_validate(profile, args.data, args.out, args.baseline, args.accept_drift, args.beam_workers)
+    print(f"done in {time.monotonic() - started:.0f}s", file=sys.stderr)
     s = result.summary
     print(format_report(s, s["quarantine"][:5]))
     for split in s["splits"]:

@@ -33,6 +33,7 @@ class Chunk:
     end: int
     first_line: int
     lines: int
+    index: int = 0  # position among the file's chunks
 
 
 def read_header(path: str) -> List[str]:
@@ -81,7 +82,7 @@ def plan_chunks(path: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> List[Chunk
             if not block.endswith(b"\n"):
                 block += _rest_of_line(f)
             count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-            chunks.append(Chunk(path, position, position + len(block), line, count))
+            chunks.append(Chunk(path, position, position + len(block), line, count, len(chunks)))
             position += len(block)
             line += count
     return chunks

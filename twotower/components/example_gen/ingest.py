@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import math
 import os
+import sys
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
@@ -202,9 +203,9 @@ def _resolve_ids(keyed: Tuple[str, Iterable[Tuple[int, int, Any, bytes]]], spec:
 class _IngestInteractions(beam.DoFn):
     """Interactions chunk -> examples tagged by split, quarantine entries, per-chunk counts and split stats."""
 
-    def __init__(self, spec: rows.TableSpec, user_id: str, item_id: str, users_file: str, items_file: str):
+    def __init__(self, spec: rows.TableSpec, user_id: str, item_id: str, users_file: str, items_file: str, chunks: int):
         self._spec, self._user_id, self._item_id = spec, user_id, item_id
-        self._users_file, self._items_file = users_file, items_file
+        self._users_file, self._items_file, self._chunks = users_file, items_file, chunks
 
     def setup(self) -> None:
         self._parse = rows.RowParser(self._spec)
@@ -257,6 +258,8 @@ class _IngestInteractions(beam.DoFn):
             yield beam.pvalue.TaggedOutput(split, rows.wrap_example(own + user + item))
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
         yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
+        if self._chunks > 1:  # progress on long files, from whichever worker read the chunk
+            sys.stderr.write(f"  {name}: chunk {chunk.index + 1}/{self._chunks} done ({chunk.lines:,} rows)\n")
 
 
 def _merge_split_stats(parts: Iterable[Dict[str, List[int]]]) -> Dict[str, List[int]]:
@@ -359,7 +362,7 @@ def build_ingestion(
     boundaries = scan | "Boundaries" >> beam.Map(lambda s: split_boundaries(profile.split, s[1]))
     d = profile.data
     ingested = inter_chunks | "Ingest" >> beam.ParDo(
-        _IngestInteractions(specs["interactions"], d.user_id, d.item_id, d.users, d.items),
+        _IngestInteractions(specs["interactions"], d.user_id, d.item_id, d.users, d.items, len(chunks["interactions"])),
         users=beam.pvalue.AsDict(tables["users"]),
         items=beam.pvalue.AsDict(tables["items"]),
         scan=beam.pvalue.AsSingleton(scan),
