@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from twotower.data import _retail_vocab as vocab
+from twotower.data.synthetic import basket_sizes
 
 SALES_COLUMNS, PRODUCT_COLUMNS, CUSTOMER_COLUMNS = vocab.SALES_COLUMNS, vocab.PRODUCT_COLUMNS, vocab.CUSTOMER_COLUMNS
 SALES_FILE, PRODUCTS_FILE, CUSTOMERS_FILE = vocab.SALES_FILE, vocab.PRODUCTS_FILE, vocab.CUSTOMERS_FILE
@@ -158,14 +159,8 @@ def _sample(
     rng: np.random.Generator, n: int, cus: _Customers, cat: _Catalog, knobs: _Knobs
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Samples ``n`` sales rows in receipts; returns (customer, product, revenue, receipt's first row)."""
-    sizes = rng.geometric(knobs.basket_p, size=int(n * knobs.basket_p) + 16)
-    while sizes.sum() < n:
-        sizes = np.concatenate([sizes, rng.geometric(knobs.basket_p, size=n // 2 + 16)])
-    cum = np.cumsum(sizes)
-    last = int(np.searchsorted(cum, n))
-    sizes = sizes[: last + 1]
-    sizes[-1] -= cum[last] - n
-    who = np.searchsorted(cus.activity_cdf, rng.random(last + 1) * cus.activity_cdf[-1], side="right")
+    sizes = basket_sizes(rng, n, knobs.basket_p)
+    who = np.searchsorted(cus.activity_cdf, rng.random(len(sizes)) * cus.activity_cdf[-1], side="right")
     customer = np.repeat(np.minimum(who, len(cus.activity_cdf) - 1), sizes)
     first = np.repeat(np.cumsum(sizes) - sizes, sizes)
 

@@ -106,6 +106,18 @@ def _top_k(rng: np.random.Generator, logits: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-keys, axis=1, kind="stable")[:, :k]
 
 
+def basket_sizes(rng: np.random.Generator, n: int, basket_p: float) -> np.ndarray:
+    """Returns geometric(``basket_p``) basket sizes summing to exactly ``n`` (the last one cut short)."""
+    sizes = rng.geometric(basket_p, size=int(n * basket_p) + 16)
+    while sizes.sum() < n:
+        sizes = np.concatenate([sizes, rng.geometric(basket_p, size=n // 2 + 16)])
+    cum = np.cumsum(sizes)
+    last = int(np.searchsorted(cum, n))
+    sizes = sizes[: last + 1]
+    sizes[-1] -= cum[last] - n
+    return sizes
+
+
 def _format_price(sek: float) -> str:
     """Price as the Kaggle files write it: SEK / 590 with 16 decimals."""
     text = f"{sek / 590.0:.16f}".rstrip("0")
@@ -317,14 +329,8 @@ class _Sampler:
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``n`` rows grouped in baskets; return (customer, article) indices."""
         cus, cat, k = self.cus, self.cat, self.knobs
-        sizes = rng.geometric(k.basket_p, size=int(n * k.basket_p) + 16)
-        while sizes.sum() < n:
-            sizes = np.concatenate([sizes, rng.geometric(k.basket_p, size=n // 2 + 16)])
-        cum = np.cumsum(sizes)
-        last = int(np.searchsorted(cum, n))
-        sizes = sizes[: last + 1]
-        sizes[-1] -= cum[last] - n
-        u = rng.random(last + 1) * cus.activity_cdf[-1]
+        sizes = basket_sizes(rng, n, k.basket_p)
+        u = rng.random(len(sizes)) * cus.activity_cdf[-1]
         who = np.searchsorted(cus.activity_cdf, u, side="right")
         c = np.repeat(np.minimum(who, len(cus.activity_cdf) - 1), sizes)
 
