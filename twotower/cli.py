@@ -150,6 +150,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         accept_drift=args.accept_drift,
     )
     print(f"\npipeline finished in {result.seconds:.0f}s; artifacts under {os.path.abspath(args.pipeline_root)}")
+    if result.ingestion:
+        from twotower.components.example_gen.report import format_report
+
+        print(format_report(result.ingestion))
     models = result.metrics.get("models", {})
     if models:
         ks = list(next(iter(models.values())))

@@ -104,10 +104,11 @@ def _executions(root, node: str) -> list:
 
 
 def test_splits_never_leak_and_match_the_report(run):
-    root, _, _ = run
+    root, _, result = run
     (examples,) = glob.glob(str(root / "pipeline" / "JoinExampleGen" / "examples" / "*"))
     (quarantine,) = glob.glob(str(root / "pipeline" / "JoinExampleGen" / "quarantine" / "*"))
     report = read_report(quarantine)
+    assert result.ingestion == report
     train, evaluation, test = (_timestamps(examples, s) for s in ("train", "eval", "test"))
     assert max(train) < min(evaluation) and max(evaluation) < min(test)
     assert [len(train), len(evaluation), len(test)] == [

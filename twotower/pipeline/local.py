@@ -25,6 +25,7 @@ from tfx import v1 as tfx  # noqa: E402
 
 from twotower.components.evaluator.executor import METRICS_FILE  # noqa: E402
 from twotower.components.example_gen.ingest import check_inputs  # noqa: E402
+from twotower.components.example_gen.report import read_report  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
 from twotower.schema.contract import profile_ranges  # noqa: E402
@@ -38,6 +39,7 @@ class RunResult:
     """What a finished run produced."""
 
     metrics: Dict[str, Any]
+    ingestion: Dict[str, Any]  # JoinExampleGen's report: accounting per file, split sizes and dates
     pushed_model: Optional[str]
     seconds: float
     component_seconds: Dict[str, float]
@@ -171,6 +173,11 @@ def run_local(
     if evaluation:
         with open(os.path.join(evaluation, METRICS_FILE), encoding="utf-8") as f:
             metrics = json.load(f)
+    quarantine = _latest_uri(store, "Quarantine")
     return RunResult(
-        metrics=metrics, pushed_model=_pushed_model(store), seconds=seconds, component_seconds=dict(progress.seconds)
+        metrics=metrics,
+        ingestion=read_report(quarantine) if quarantine else {},
+        pushed_model=_pushed_model(store),
+        seconds=seconds,
+        component_seconds=dict(progress.seconds),
     )
