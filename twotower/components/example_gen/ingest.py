@@ -5,10 +5,12 @@ GroupByKey. The users and items tables (grouped by id to catch duplicate ids)
 reach every worker as dictionary side inputs, so memory grows with the
 catalogue, and interactions stream through in file chunks:
 
-1. Scan: each chunk of the interactions file yields a compact summary (a 64-bit
-   fingerprint and line number per line, and its newest timestamp). One step
-   over all summaries finds exact duplicate lines (16 bytes per row) and the
-   split boundaries.
+1. Scan: each chunk of the interactions file yields a 64-bit fingerprint and
+   the line number of each line, partitioned by the fingerprint's top bits into
+   ``DEDUP_BUCKETS`` buckets, and its newest timestamp. Grouping by bucket finds
+   exact duplicate lines one bucket at a time, so the only state that grows with
+   the rows is 16 bytes per row (held by the runner's GroupByKey; on Dataflow it
+   spills to disk); the newest timestamp gives the split boundaries.
 2. Ingest: each chunk is read again; duplicates are skipped, rows are checked
    (rows.py) and joined, and every row ends as exactly one of: an example in
    train / eval / test, a quarantine entry ``{file, line, kind, reason, row}``,
@@ -44,6 +46,8 @@ from twotower.components.example_gen.csv_source import (
 from twotower.config import Profile, SplitConfig
 
 SECONDS_PER_DAY = 86400
+DEDUP_BUCKETS = 64
+NEWEST = "newest"
 TABLES = ("users", "items", "interactions")
 QUARANTINE = "quarantine"
 COUNTS = "counts"
@@ -116,7 +120,10 @@ def _quarantine(spec: rows.TableSpec, line: int, raw: bytes, reject: rows.Reject
 
 
 class _ScanInteractions(beam.DoFn):
-    """Chunk -> (fingerprints int64[n], line numbers int64[n], newest timestamp inside the contract or None)."""
+    """Chunk -> (bucket, (fingerprints int64[n], line numbers int64[n])) per bucket; NEWEST: timestamp or None.
+
+    The newest timestamp only counts timestamps inside the contract's range.
+    """
 
     def __init__(self, spec: rows.TableSpec):
         self._spec = spec
@@ -139,21 +146,28 @@ class _ScanInteractions(beam.DoFn):
                 seconds = None
             if seconds is not None and self._lo <= seconds <= self._hi and (newest is None or seconds > newest):
                 newest = seconds
-        yield np.asarray(prints, dtype=np.int64), np.asarray(lines, dtype=np.int64), newest
+        prints_array, lines_array = np.asarray(prints, dtype=np.int64), np.asarray(lines, dtype=np.int64)
+        bucket = (prints_array >> 58) & (DEDUP_BUCKETS - 1)
+        for b in np.unique(bucket):
+            mine = bucket == b
+            yield int(b), (prints_array[mine], lines_array[mine])
+        yield beam.pvalue.TaggedOutput(NEWEST, newest)
 
 
-def find_duplicates(scans: Iterable[Tuple[np.ndarray, np.ndarray, Optional[int]]]) -> Tuple[np.ndarray, Optional[int]]:
-    """Returns (sorted line numbers of lines equal to an earlier line, newest timestamp or None)."""
-    scans = list(scans)
-    if not scans:
-        return np.zeros(0, dtype=np.int64), None
-    prints = np.concatenate([s[0] for s in scans])
-    lines = np.concatenate([s[1] for s in scans])
+def find_duplicates(bucket: Tuple[int, Iterable[Tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+    """Returns the line numbers, in one bucket, of lines equal to an earlier line (the first copy is kept)."""
+    _, parts = bucket
+    parts = list(parts)
+    prints = np.concatenate([p[0] for p in parts])
+    lines = np.concatenate([p[1] for p in parts])
     order = np.lexsort((lines, prints))
     prints, lines = prints[order], lines[order]
-    repeat = prints[1:] == prints[:-1]
-    newest = [s[2] for s in scans if s[2] is not None]
-    return np.sort(lines[1:][repeat]), (max(newest) if newest else None)
+    return lines[1:][prints[1:] == prints[:-1]]
+
+
+def _newest(values: Iterable[Optional[int]]) -> Optional[int]:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
 
 
 class _ParseTable(beam.DoFn):
@@ -216,13 +230,12 @@ class _IngestInteractions(beam.DoFn):
         chunk: Chunk,
         users: Mapping[str, bytes],
         items: Mapping[str, bytes],
-        scan: Tuple[np.ndarray, Optional[int]],
+        duplicates: np.ndarray,
         boundaries: Boundaries,
     ) -> Iterator[Any]:
         name = self._spec.name
         counts: collections.Counter = collections.Counter()
         stats: Dict[str, List[int]] = {}
-        duplicates, _ = scan
         lo, hi = np.searchsorted(duplicates, [chunk.first_line, chunk.first_line + chunk.lines])
         skip = set(duplicates[lo:hi].tolist())
         for line, raw in read_lines(chunk):
@@ -353,19 +366,27 @@ def build_ingestion(
         counts += [parsed[COUNTS], resolved[COUNTS]]
 
     inter_chunks = pipeline | "InteractionChunks" >> beam.Create(chunks["interactions"])
-    scan = (
-        inter_chunks
-        | "Scan" >> beam.ParDo(_ScanInteractions(specs["interactions"]))
-        | "AllScans" >> beam.combiners.ToList()
-        | "FindDuplicates" >> beam.Map(find_duplicates)
+    scan = inter_chunks | "Scan" >> beam.ParDo(_ScanInteractions(specs["interactions"])).with_outputs(
+        NEWEST, main="prints"
     )
-    boundaries = scan | "Boundaries" >> beam.Map(lambda s: split_boundaries(profile.split, s[1]))
+    duplicates = (
+        scan.prints
+        | "GroupByBucket" >> beam.GroupByKey()
+        | "FindDuplicates" >> beam.Map(find_duplicates)
+        | "AllDuplicates" >> beam.combiners.ToList()
+        | "SortDuplicates" >> beam.Map(lambda parts: np.sort(np.concatenate([np.zeros(0, np.int64), *parts])))
+    )
+    boundaries = (
+        scan[NEWEST]
+        | "Newest" >> beam.CombineGlobally(_newest)
+        | "Boundaries" >> beam.Map(lambda newest: split_boundaries(profile.split, newest))
+    )
     d = profile.data
     ingested = inter_chunks | "Ingest" >> beam.ParDo(
         _IngestInteractions(specs["interactions"], d.user_id, d.item_id, d.users, d.items, len(chunks["interactions"])),
         users=beam.pvalue.AsDict(tables["users"]),
         items=beam.pvalue.AsDict(tables["items"]),
-        scan=beam.pvalue.AsSingleton(scan),
+        duplicates=beam.pvalue.AsSingleton(duplicates),
         boundaries=beam.pvalue.AsSingleton(boundaries),
     ).with_outputs(QUARANTINE, COUNTS, SPLIT_STATS, *[n for n in names if n != "catalog"])
     quarantined.append(ingested[QUARANTINE])
