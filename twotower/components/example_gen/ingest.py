@@ -135,7 +135,7 @@ class _ScanInteractions(beam.DoFn):
         self._lo = -math.inf if lo is None else lo
         self._hi = math.inf if hi is None else hi
 
-    def process(self, chunk: Chunk) -> Iterator[Tuple[np.ndarray, np.ndarray, Optional[int]]]:
+    def process(self, chunk: Chunk) -> Iterator[Any]:
         prints, lines, newest = [], [], None
         for line, raw in read_lines(chunk):
             prints.append(rows.fingerprint(raw))
