@@ -160,7 +160,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{'model':<12}" + "".join(f"{k:>12}" for k in ks))
         for name, table in models.items():
             print(f"{name:<12}" + "".join(f"{table[k]:>12.4f}" for k in ks))
-        print(f"eval users: {result.metrics['eval_users']}; {result.metrics['blessing']['reason']}")
+        held_out = result.metrics.get("held_out_split", "eval")
+        print(f"{held_out} users: {result.metrics['eval_users']}; {result.metrics['blessing']['reason']}")
     if not result.pushed_model:
         print("model NOT blessed: nothing was pushed", file=sys.stderr)
         return EXIT_NOT_BLESSED
