@@ -137,7 +137,7 @@ def test_numeric_shift_is_flagged_by_jensen_shannon(profile, schema):
     assert changes == sorted(changes, reverse=True)
     # The buckets shown are the ones TFDV measured: JS over all of them is TFDV's distance.
     freqs = drift.value_frequencies(
-        drift._feature_stats(base_stats.datasets[0], "age"), drift._feature_stats(cur_stats.datasets[0], "age")
+        drift.feature_stats(base_stats.datasets[0], "age"), drift.feature_stats(cur_stats.datasets[0], "age")
     )
     assert js([f["baseline"] for f in freqs], [f["current"] for f in freqs]) == pytest.approx(age["distance"])
 

@@ -41,7 +41,8 @@ from twotower.components.example_gen.report import (  # noqa: E402
 )
 from twotower.config import Profile  # noqa: E402
 from twotower.pipeline.local import beam_args  # noqa: E402
-from twotower.schema.contract import check_statistics, load_schema, profile_ranges  # noqa: E402
+from twotower.schema.contract import check_statistics, is_drift, load_schema, profile_ranges  # noqa: E402
+from twotower.schema.drift import load_statistics  # noqa: E402
 
 VALIDATION_FILE = "validation.json"
 QUARANTINE_FILE = "quarantine.jsonl"
@@ -115,9 +116,9 @@ def run_validate(
         stats = tfdv.load_stats_binary(statistics_path(out_dir, split))
         baseline = None
         if baseline_dir and split == "train":
-            baseline = tfdv.load_stats_binary(statistics_path(baseline_dir, split))
+            baseline = load_statistics(os.path.join(baseline_dir, STATISTICS_DIR), split)
         anomalies += [{"split": split, **a} for a in check_statistics(stats, schema, profile, baseline)]
-    drift = [a for a in anomalies if a["kind"].startswith("COMPARATOR_")]
+    drift = [a for a in anomalies if is_drift(a)]
     violations = len(anomalies) - len(drift)
     problems = {
         "quarantine_over_limit": over_limit(report, profile),
@@ -159,8 +160,6 @@ def statistics_of(source: str, profile: Profile, work_dir: str, split: str = "tr
     if os.path.isfile(os.path.join(source, profile.data.interactions)):
         ingest_and_profile(profile, source, work_dir)
         return tfdv.load_stats_binary(statistics_path(work_dir, split))
-    from twotower.schema.drift import load_statistics
-
     if os.path.isdir(os.path.join(source, STATISTICS_DIR)):
         source = os.path.join(source, STATISTICS_DIR)
     return load_statistics(source, split)

@@ -53,15 +53,24 @@ def profile_ranges(profile: Profile) -> Dict[str, Range]:
     return row_ranges(load_schema(profile.contract.schema)) if profile.contract.schema else {}
 
 
+def feature_stats(
+    dataset: statistics_pb2.DatasetFeatureStatistics, name: str
+) -> Optional[statistics_pb2.FeatureNameStatistics]:
+    """Returns the statistics of top-level feature ``name`` in ``dataset``, or None."""
+    for feature in dataset.features:
+        if list(feature.path.step) == [name] or feature.name == name:
+            return feature
+    return None
+
+
 def _sample(stats: statistics_pb2.DatasetFeatureStatistics, name: str) -> str:
     """Returns a few values of feature ``name`` from ``stats``: top strings, or min/mean/max of numbers."""
-    for f in stats.features:
-        if f.path.step and f.path.step[-1] == name or f.name == name:
-            if f.HasField("string_stats"):
-                return ", ".join(f"{v.value!r} ({v.frequency:.0f})" for v in f.string_stats.top_values[:3])
-            if f.HasField("num_stats"):
-                n = f.num_stats
-                return f"min {n.min:g}, mean {n.mean:g}, max {n.max:g}"
+    f = feature_stats(stats, name)
+    if f is not None and f.HasField("string_stats"):
+        return ", ".join(f"{v.value!r} ({v.frequency:.0f})" for v in f.string_stats.top_values[:3])
+    if f is not None and f.HasField("num_stats"):
+        n = f.num_stats
+        return f"min {n.min:g}, mean {n.mean:g}, max {n.max:g}"
     return ""
 
 

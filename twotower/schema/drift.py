@@ -26,7 +26,7 @@ from google.protobuf import message, text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from twotower.config import Profile
-from twotower.schema.contract import TRAINING
+from twotower.schema.contract import TRAINING, feature_stats
 from twotower.schema.drift_html import render_html
 
 L_INFINITY = "l_infinity"
@@ -110,16 +110,6 @@ def _dataset(
         if dataset.name == split:
             return dataset
     raise ValueError(f"{role} statistics have no dataset named '{split}'; they hold {names}")
-
-
-def _feature_stats(
-    dataset: statistics_pb2.DatasetFeatureStatistics, name: str
-) -> Optional[statistics_pb2.FeatureNameStatistics]:
-    """Returns the statistics of top-level feature ``name`` in ``dataset``, or None."""
-    for feature in dataset.features:
-        if list(feature.path.step) == [name] or feature.name == name:
-            return feature
-    return None
 
 
 def _counts(feature: Optional[statistics_pb2.FeatureNameStatistics]) -> Dict[str, float]:
@@ -243,7 +233,7 @@ def compare(
             "top_changes": [],
             "note": "",
         }
-        base_feature, cur_feature = _feature_stats(base, name), _feature_stats(cur, name)
+        base_feature, cur_feature = feature_stats(base, name), feature_stats(cur, name)
         if measured.get(name):
             entry["distance"] = float(measured[name][0].value)
             entry["threshold"] = float(measured[name][0].threshold)

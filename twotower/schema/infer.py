@@ -17,15 +17,9 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from twotower.config import Profile
+from twotower.schema.contract import feature_stats
 
 SERVING = "SERVING"
-
-
-def _num_stats(stats: statistics_pb2.DatasetFeatureStatistics, name: str) -> statistics_pb2.NumericStatistics:
-    for f in stats.features:
-        if (f.path.step and f.path.step[-1] == name) or f.name == name:
-            return f.num_stats
-    return statistics_pb2.NumericStatistics()
 
 
 def draft_schema(stats: statistics_pb2.DatasetFeatureStatisticsList, profile: Profile) -> schema_pb2.Schema:
@@ -46,7 +40,7 @@ def draft_schema(stats: statistics_pb2.DatasetFeatureStatisticsList, profile: Pr
             feature.ClearField("value_count")
             feature.shape.dim.add().size = 1
         if feature.name in numeric:
-            observed = _num_stats(dataset, feature.name)
+            observed = feature_stats(dataset, feature.name).num_stats
             if feature.type == schema_pb2.INT:
                 feature.int_domain.min, feature.int_domain.max = int(observed.min), int(observed.max)
             else:

@@ -16,7 +16,6 @@ import sys
 from typing import Any, Dict, List
 
 import tensorflow as tf
-import tensorflow_data_validation as tfdv
 from tfx import types
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.components.base import base_executor
@@ -26,6 +25,7 @@ from tfx.utils import io_utils
 from twotower.components.example_gen.csv_source import DataError
 from twotower.config import from_dict
 from twotower.schema.contract import anomaly_list, format_anomalies, is_drift, validate
+from twotower.schema.drift import load_statistics
 
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
@@ -33,12 +33,6 @@ REPORT_TEXT = "report.txt"
 
 class ContractViolation(DataError):
     """The data broke the contract schema, or drifted beyond a threshold without being accepted."""
-
-
-def load_baseline(uri: str, split: str) -> Any:
-    """Returns the DatasetFeatureStatisticsList of ``split`` in a statistics artifact directory, or None."""
-    path = os.path.join(uri, f"Split-{split}", stats_artifact_utils.BINARY_PB_BASENAME)
-    return tfdv.load_stats_binary(path) if uri and tf.io.gfile.exists(path) else None
 
 
 def verdict(results: Dict[str, List[Dict[str, Any]]], accept_drift: bool) -> Dict[str, Any]:
@@ -74,7 +68,7 @@ class Executor(base_executor.BaseExecutor):
         results: Dict[str, List[Dict[str, Any]]] = {}
         for split in splits:
             stats = stats_artifact_utils.load_statistics(stats_artifact, split).proto()
-            baseline = load_baseline(baseline_uri, split) if split == drift_split else None
+            baseline = load_statistics(baseline_uri, split) if baseline_uri and split == drift_split else None
             anomalies = validate(stats, schema, profile, baseline)
             results[split] = anomaly_list(anomalies, stats.datasets[0])
             split_dir = artifact_utils.get_split_uri([anomalies_artifact], split)

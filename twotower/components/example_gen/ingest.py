@@ -330,10 +330,10 @@ def check_inputs(input_base: str, profile: Profile) -> Dict[str, List[str]]:
     if not os.path.isdir(input_base) and "://" not in input_base:
         raise DataError(f"{input_base}: data directory not found")
     headers = {}
-    for spec in rows.table_specs(profile, collections.defaultdict(tuple), {}).values():
-        path = os.path.join(input_base, spec.name)
-        headers[spec.name] = read_header(path)
-        require_columns(path, headers[spec.name], spec.columns)
+    for name, columns in rows.profile_columns(profile).items():
+        path = os.path.join(input_base, name)
+        headers[name] = read_header(path)
+        require_columns(path, headers[name], columns)
     return headers
 
 

@@ -57,15 +57,27 @@ class TableSpec:
     timestamp_format: str = ""
 
 
+def profile_columns(profile: Profile) -> Dict[str, Tuple[str, ...]]:
+    """Returns {file name: the columns read from it} for the users, items and interactions files."""
+    d = profile.data
+    names = lambda source: tuple(f.name for f in profile.features_of(source))  # noqa: E731
+    return {
+        d.users: (d.user_id,) + names("user"),
+        d.items: (d.item_id, d.item_name) + names("item"),
+        d.interactions: (d.user_id, d.item_id, d.timestamp) + names("interaction"),
+    }
+
+
 def table_specs(
     profile: Profile, headers: Mapping[str, Iterable[str]], ranges: Mapping[str, Range]
 ) -> Dict[str, TableSpec]:
     """Returns {'users', 'items', 'interactions'} -> TableSpec, given each file's header (keyed by file name)."""
     d = profile.data
     numeric = {f.name for f in profile.features if f.kind == "numeric"}
+    columns_of = profile_columns(profile)
 
-    def spec(file: str, ids: Tuple[str, ...], source: str, extra: Tuple[str, ...] = (), **kw: str) -> TableSpec:
-        columns = ids + extra + tuple(f.name for f in profile.features_of(source))
+    def spec(file: str, ids: Tuple[str, ...], **kw: str) -> TableSpec:
+        columns = columns_of[file]
         return TableSpec(
             name=file,
             header=tuple(headers[file]),
@@ -77,15 +89,10 @@ def table_specs(
         )
 
     return {
-        "users": spec(d.users, (d.user_id,), "user"),
-        "items": spec(d.items, (d.item_id,), "item", (d.item_name,)),
+        "users": spec(d.users, (d.user_id,)),
+        "items": spec(d.items, (d.item_id,)),
         "interactions": spec(
-            d.interactions,
-            (d.user_id, d.item_id),
-            "interaction",
-            (d.timestamp,),
-            timestamp=d.timestamp,
-            timestamp_format=d.timestamp_format,
+            d.interactions, (d.user_id, d.item_id), timestamp=d.timestamp, timestamp_format=d.timestamp_format
         ),
     }
 
