@@ -157,9 +157,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     models = result.metrics.get("models", {})
     if models:
         ks = list(next(iter(models.values())))
-        print(f"{'model':<12}" + "".join(f"{k:>12}" for k in ks))
+        print(f"{'model':<12}" + "".join(f"{k:>13}" for k in ks))
         for name, table in models.items():
-            print(f"{name:<12}" + "".join(f"{table[k]:>12.4f}" for k in ks))
+            print(f"{name:<12}" + "".join(f"{table[k]:>13.4f}" for k in ks))
         held_out = result.metrics.get("held_out_split", "eval")
         print(f"{held_out} users: {result.metrics['eval_users']}; {result.metrics['blessing']['reason']}")
     if not result.pushed_model:

@@ -1,5 +1,7 @@
 """Retrieval metrics, with expectations worked out by hand next to each assertion."""
 
+import math
+
 import pytest
 
 from twotower.components.evaluator import metrics
@@ -35,3 +37,88 @@ def test_bless_thresholds():
     assert not ok and "popularity" in reason
     ok, reason = metrics.bless(0.05, 0.01, 0.1, 1.05)
     assert not ok and "threshold" in reason
+
+
+# Shared by the ranking-metric tests, k = 3:
+#   user A: truth {a, c} (2 items), hits at ranks 1 and 3
+#   user B: truth {w, x, y, z} (4 items, more than k), hits at ranks 2 and 3
+#   user C: empty truth, skipped
+RANKED_RECS = [[b"a", b"b", b"c", b"d"], [b"q", b"x", b"y", b"z"], [b"a", b"b", b"c"]]
+RANKED_TRUTH = [{b"a", b"c"}, {b"w", b"x", b"y", b"z"}, set()]
+
+
+def test_ndcg_at_k_hand_computed():
+    # A: DCG = 1/log2(2) + 1/log2(4) = 1 + 0.5 = 1.5; IDCG over min(2, 3) = 2 hits = 1 + 1/log2(3) = 1.6309
+    #    -> 0.91972
+    ndcg_a = 1.5 / (1 + 1 / math.log2(3))
+    # B: DCG = 1/log2(3) + 1/log2(4) = 0.6309 + 0.5 = 1.1309; IDCG over min(4, 3) = 3 hits = 1 + 0.6309 + 0.5
+    #    = 2.1309 -> 0.53072
+    ndcg_b = (1 / math.log2(3) + 0.5) / (1 + 1 / math.log2(3) + 0.5)
+    # C skipped -> mean (0.91972 + 0.53072) / 2 = 0.72522
+    assert metrics.ndcg_at_k(RANKED_RECS, RANKED_TRUTH, 3) == pytest.approx((ndcg_a + ndcg_b) / 2)
+    assert metrics.ndcg_at_k(RANKED_RECS, RANKED_TRUTH, 3) == pytest.approx(0.72522, abs=1e-5)
+
+
+def test_map_at_k_hand_computed():
+    # A: P(1) = 1/1 at rank 1, P(3) = 2/3 at rank 3; AP = (1 + 2/3) / min(2, 3) = 5/6
+    # B: P(2) = 1/2 at rank 2, P(3) = 2/3 at rank 3; AP = (1/2 + 2/3) / min(4, 3) = (7/6) / 3 = 7/18
+    # C skipped -> mean (15/18 + 7/18) / 2 = 11/18 = 0.6111
+    assert metrics.map_at_k(RANKED_RECS, RANKED_TRUTH, 3) == pytest.approx(11 / 18)
+
+
+def test_ndcg_and_map_perfect_and_single_hit():
+    # truth {a, b}, ranked [a, b]: DCG = IDCG, AP = (1/1 + 2/2) / 2 = 1
+    assert metrics.ndcg_at_k([[b"a", b"b"]], [{b"a", b"b"}], 2) == pytest.approx(1.0)
+    assert metrics.map_at_k([[b"a", b"b"]], [{b"a", b"b"}], 2) == pytest.approx(1.0)
+    # truth {b}, ranked [a, b], k = 12: DCG = 1/log2(3), IDCG = 1 -> 0.6309; AP = (1/2) / min(1, 12) = 0.5
+    assert metrics.ndcg_at_k([[b"a", b"b"]], [{b"b"}], 12) == pytest.approx(1 / math.log2(3))
+    assert metrics.map_at_k([[b"a", b"b"]], [{b"b"}], 12) == pytest.approx(0.5)
+    # k = 1 cuts the hit at rank 2 off: both 0
+    assert metrics.ndcg_at_k([[b"a", b"b"]], [{b"b"}], 1) == 0.0
+    assert metrics.map_at_k([[b"a", b"b"]], [{b"b"}], 1) == 0.0
+
+
+def test_repeated_recommendation_counts_once():
+    # truth {a, b}, ranked [a, a, b]: the second a is not a hit.
+    # NDCG: DCG = 1 + 0 + 1/log2(4) = 1.5, IDCG = 1 + 1/log2(3) -> 0.91972 (not above 1)
+    assert metrics.ndcg_at_k([[b"a", b"a", b"b"]], [{b"a", b"b"}], 3) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    # AP: (1/1 + 2/3) / 2 = 5/6 (Kaggle apk skips p already in predicted[:i])
+    assert metrics.map_at_k([[b"a", b"a", b"b"]], [{b"a", b"b"}], 3) == pytest.approx(5 / 6)
+
+
+def test_ndcg_and_map_reject_no_truth_and_bad_k():
+    for fn in (metrics.ndcg_at_k, metrics.map_at_k):
+        with pytest.raises(ValueError, match="no user"):
+            fn([[b"a"], [b"b"]], [set(), set()], 1)
+        with pytest.raises(ValueError, match="k must be >= 1"):
+            fn([[b"a"]], [{b"a"}], 0)
+
+
+def test_coverage_at_k_hand_computed():
+    recs = [[b"a", b"b", b"c"], [b"a", b"d", b"e"], []]
+    # top-2: {a, b} | {a, d} = {a, b, d} -> 3 / 10
+    assert metrics.coverage_at_k(recs, 2, 10) == pytest.approx(0.3)
+    # top-3: {a, b, c, d, e} -> 5 / 10
+    assert metrics.coverage_at_k(recs, 3, 10) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="catalogue_size"):
+        metrics.coverage_at_k(recs, 3, 0)
+    with pytest.raises(ValueError, match="5 distinct items"):
+        metrics.coverage_at_k(recs, 3, 4)
+
+
+def test_metric_table_keys_and_values():
+    table = metrics.metric_table(RANKED_RECS, RANKED_TRUTH, [1, 3], catalogue_size=20)
+    assert list(table) == ["recall@1", "recall@3", "ndcg@10", "map@12", "coverage@1", "coverage@3"]
+    # recall@1: A 1/2, B 0/4 -> 0.25; recall@3: A 2/2, B 2/4 -> 0.75
+    assert table["recall@1"] == pytest.approx(0.25)
+    assert table["recall@3"] == pytest.approx(0.75)
+    # k = 10 and 12 see every list whole (4 items), so A and B are as at k = 3 except B's IDCG / AP denominators,
+    # now over min(4, k) = 4 hits. ndcg B: DCG = 1/log2(3) + 1/log2(4) + 1/log2(5) = 0.6309 + 0.5 + 0.4307
+    # = 1.5616, IDCG = 1 + 0.6309 + 0.5 + 0.4307 = 2.5616 -> 0.60962; A 0.91972 -> mean 0.76467
+    ndcg_b = (1 / math.log2(3) + 0.5 + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(5))
+    assert table["ndcg@10"] == pytest.approx((1.5 / (1 + 1 / math.log2(3)) + ndcg_b) / 2)
+    # map B: (1/2 + 2/3 + 3/4) / min(4, 12) = (23/12) / 4 = 23/48; A 5/6 = 40/48 -> mean 63/96 = 0.65625
+    assert table["map@12"] == pytest.approx(63 / 96)
+    # coverage@1: {a, q} (C's top-1 is a too) -> 2/20; coverage@3: {a, b, c, q, x, y} -> 6/20
+    assert table["coverage@1"] == pytest.approx(0.1)
+    assert table["coverage@3"] == pytest.approx(0.3)

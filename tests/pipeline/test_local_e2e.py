@@ -61,6 +61,11 @@ def test_model_beats_popularity_and_is_pushed(run):
     assert model["recall@50"] > 1.05 * popularity["recall@50"], result.metrics
     assert model["recall@10"] > popularity["recall@10"], result.metrics
     assert result.metrics["blessing"]["blessed"] is True
+    # baselines on the same users: popularity and EASE; ranking metrics and a cold-start slice
+    assert set(result.metrics["models"]) == {"twotower", "popularity", "ease"}
+    assert {"ndcg@10", "map@12", "coverage@10"} <= set(model)
+    assert 0 < model["coverage@10"] <= 1 and result.metrics["catalogue_size"] == 200
+    assert result.metrics["cold_start"]["users"] >= 0
     assert result.pushed_model is not None and os.path.isdir(result.pushed_model)
     # TF Serving layout: <serving_dir>/<model_name>/<numeric version>/saved_model.pb
     assert os.path.basename(result.pushed_model).isdigit()

@@ -88,6 +88,7 @@ class EvaluatorConfig:
     min_recall: float
     min_lift_over_popularity: float
     exclude_seen: bool
+    ease_l2: float = 300.0  # EASE baseline's L2 weight; 0 turns the baseline off
 
 
 @dataclasses.dataclass(frozen=True)

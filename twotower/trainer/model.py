@@ -12,8 +12,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Dict, Mapping, Sequence  # noqa: E402
+from typing import Dict, Mapping, Optional, Sequence  # noqa: E402
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
@@ -84,19 +85,46 @@ def build_towers(profile: Profile, vocab_sizes: Mapping[str, int]) -> tuple[Towe
     return tower(USER_ID, ("user", "interaction"), "query_tower"), tower(ITEM_ID, ("item",), "candidate_tower")
 
 
-class TwoTowerModel(tfrs.Model):
-    """In-batch softmax retrieval over (query, candidate) pairs; accidental hits removed."""
+def sampling_probability(item_counts: np.ndarray) -> np.ndarray:
+    """Returns ``[n_items]`` float32 probabilities that an in-batch negative is each item.
 
-    def __init__(self, query_tower: Tower, candidate_tower: Tower, temperature: float):
+    In-batch negatives are the other rows' items, so an item is sampled in
+    proportion to its training count. Add-one smoothing keeps unseen items
+    (and the OOV bucket) finite under the log.
+    """
+    counts = np.asarray(item_counts, dtype=np.float64) + 1.0
+    return (counts / counts.sum()).astype(np.float32)
+
+
+class TwoTowerModel(tfrs.Model):
+    """In-batch softmax retrieval over (query, candidate) pairs; accidental hits removed.
+
+    With ``item_probability`` (``[n_items]``, see ``sampling_probability``) the
+    logits get the logQ correction (score - log q(item)), so popular items are not
+    pushed down merely for being frequent negatives.
+    """
+
+    def __init__(
+        self,
+        query_tower: Tower,
+        candidate_tower: Tower,
+        temperature: float,
+        item_probability: Optional[np.ndarray] = None,
+    ):
         super().__init__()
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
+        self.item_probability = None if item_probability is None else tf.constant(item_probability, tf.float32)
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Returns the scalar softmax loss of a batch of transformed ``features``."""
+        probability = None
+        if self.item_probability is not None:
+            probability = tf.gather(self.item_probability, features[ITEM_ID])
         return self.task(
             self.query_tower(features),
             self.candidate_tower(features),
+            candidate_sampling_probability=probability,
             candidate_ids=features[ITEM_ID],
         )

@@ -50,6 +50,14 @@ def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str
     return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in names}
 
 
+def item_counts(examples: tf.data.Dataset, n_items: int) -> np.ndarray:
+    """Returns ``[n_items]`` int64 training counts of each transformed item index (one pass; fills the cache)."""
+    counts = np.zeros(n_items, dtype=np.int64)
+    for batch in examples.batch(65536):
+        counts += np.bincount(batch[ITEM_ID].numpy(), minlength=n_items)[:n_items]
+    return counts
+
+
 def embed_catalog(
     patterns: Sequence[str],
     tft_output: tft.TFTransformOutput,
@@ -79,10 +87,13 @@ def train(profile: Profile, paths: Paths) -> Dict[str, List[float]]:
     def dataset(patterns: Sequence[str]) -> tf.data.Dataset:
         return data.transformed_dataset(patterns, tft_output, query_raw + item_raw, keep).cache()
 
-    train_ds = dataset(paths.train).shuffle(SHUFFLE_BUFFER, seed=0).batch(t.batch_size).prefetch(2)
+    train_examples = dataset(paths.train)
     eval_ds = dataset(paths.eval).batch(t.batch_size)
-    query_tower, candidate_tower = model.build_towers(profile, vocab_sizes(profile, tft_output))
-    two_tower = model.TwoTowerModel(query_tower, candidate_tower, t.temperature)
+    sizes = vocab_sizes(profile, tft_output)
+    probability = model.sampling_probability(item_counts(train_examples, sizes[ITEM_ID]))
+    train_ds = train_examples.shuffle(SHUFFLE_BUFFER, seed=0).batch(t.batch_size).prefetch(2)
+    query_tower, candidate_tower = model.build_towers(profile, sizes)
+    two_tower = model.TwoTowerModel(query_tower, candidate_tower, t.temperature, probability)
     two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(t.learning_rate))
     history = two_tower.fit(
         train_ds,

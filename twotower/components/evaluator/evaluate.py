@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Sequence, Set  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from twotower.components.evaluator import metrics  # noqa: E402
+from twotower.components.evaluator import baselines, metrics  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.trainer import data  # noqa: E402
 from twotower.trainer.train import feature_names  # noqa: E402
@@ -41,15 +41,51 @@ def read_columns(patterns: Sequence[str], spec: Dict[str, tf.io.VarLenFeature]) 
     return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
 
+def ease_lists(
+    train_users: np.ndarray,
+    train_items: np.ndarray,
+    users: Sequence[bytes],
+    catalogue: Sequence[bytes],
+    l2: float,
+    k: int,
+    exclude_seen: bool,
+    fallback: Sequence[bytes],
+) -> List[List[bytes]]:
+    """Returns EASE's top-``k`` item ids per user; users without history get ``fallback`` (popularity)."""
+    index = {item: i for i, item in enumerate(catalogue)}
+    known = np.array([item in index for item in train_items], dtype=bool)
+    user_ids = {u: i for i, u in enumerate(sorted(set(train_users[known])))}
+    pairs_u = np.array([user_ids[u] for u in train_users[known]], dtype=np.int64)
+    pairs_i = np.array([index[i] for i in train_items[known]], dtype=np.int64)
+    weights = baselines.ease_weights(pairs_u, pairs_i, len(catalogue), l2)
+    history: Dict[bytes, List[int]] = {}
+    for u, i in zip(pairs_u, pairs_i, strict=True):
+        history.setdefault(u, []).append(i)
+    by_user = {u: np.unique(history.get(j, [])) for u, j in user_ids.items()}
+    warm = [u for u in users if len(by_user.get(u, ())) > 0]
+    top = baselines.ease_recommend([by_user[u] for u in warm], weights, min(k, len(catalogue)), exclude_seen)
+    lists = {u: [catalogue[i] for i in row] for u, row in zip(warm, top, strict=True)}
+    return [lists.get(u, list(fallback)) for u in users]
+
+
 def evaluate(
-    profile: Profile, model_dir: str, train_patterns: Sequence[str], eval_patterns: Sequence[str]
+    profile: Profile,
+    model_dir: str,
+    train_patterns: Sequence[str],
+    eval_patterns: Sequence[str],
+    catalog_patterns: Sequence[str],
 ) -> Dict[str, Any]:
-    """Returns metrics.json content: model and popularity Recall@K, user counts, blessing."""
+    """Returns metrics.json content: model and baseline metrics (all users and cold-start), counts, blessing.
+
+    Baselines on the same users and split: popularity (training counts) and EASE
+    (closed form, ``evaluator.ease_l2``; skipped above ``baselines.MAX_EASE_ITEMS``).
+    """
     d, ev = profile.data, profile.evaluator
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
     query_names, _ = feature_names(profile)
     eval_cols = read_columns(eval_patterns, _column_spec(signature, [d.item_id]))
     train_cols = read_columns(train_patterns, {n: tf.io.VarLenFeature(tf.string) for n in (d.user_id, d.item_id)})
+    catalogue = sorted(set(read_columns(catalog_patterns, {d.item_id: tf.io.VarLenFeature(tf.string)})[d.item_id]))
 
     truth: Dict[bytes, Set[bytes]] = {}
     first_row: Dict[bytes, int] = {}
@@ -74,13 +110,34 @@ def evaluate(
     model_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(model_recs, users, strict=True)]
     pop_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(pop_recs, users, strict=True)]
 
+    lists = {"twotower": model_recs, "popularity": pop_recs}
+    if ev.ease_l2 > 0 and baselines.ease_feasible(len(catalogue)):
+        lists["ease"] = ease_lists(
+            train_cols[d.user_id],
+            train_cols[d.item_id],
+            users,
+            catalogue,
+            ev.ease_l2,
+            k_max,
+            ev.exclude_seen,
+            fallback=ranking[:k_max],  # a user without history has nothing to exclude
+        )
     truth_list = [truth[u] for u in users]
-    model_table = metrics.recall_table(model_recs, truth_list, ev.ks)
-    pop_table = metrics.recall_table(pop_recs, truth_list, ev.ks)
+    tables = {name: metrics.metric_table(recs, truth_list, ev.ks, len(catalogue)) for name, recs in lists.items()}
+    trained = set(train_cols[d.user_id])
+    cold = [i for i, u in enumerate(users) if u not in trained]
+    cold_tables = {}
+    if cold:
+        cold_truth = [truth_list[i] for i in cold]
+        for name, recs in lists.items():
+            cold_tables[name] = metrics.metric_table([recs[i] for i in cold], cold_truth, ev.ks, len(catalogue))
     key = f"recall@{ev.blessing_k}"
+    model_table, pop_table = tables["twotower"], tables["popularity"]
     blessed, reason = metrics.bless(model_table[key], pop_table[key], ev.min_recall, ev.min_lift_over_popularity)
     return {
-        "models": {"twotower": model_table, "popularity": pop_table},
+        "models": tables,
+        "cold_start": {"users": len(cold), "models": cold_tables},
+        "catalogue_size": len(catalogue),
         "eval_users": len(users),
         "eval_interactions": int(len(eval_cols[d.item_id])),
         "train_interactions": int(len(train_cols[d.item_id])),

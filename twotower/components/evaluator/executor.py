@@ -37,9 +37,9 @@ class Executor(base_executor.BaseExecutor):
         # Held out: the test split when the profile has one; what came before it is the users' history.
         splits = artifact_utils.decode_split_names(examples[0].split_names)
         if "test" in splits:
-            result = evaluate(profile, model_dir, split("train") + split("eval"), split("test"))
+            result = evaluate(profile, model_dir, split("train") + split("eval"), split("test"), split("catalog"))
         else:
-            result = evaluate(profile, model_dir, split("train"), split("eval"))
+            result = evaluate(profile, model_dir, split("train"), split("eval"), split("catalog"))
         result["held_out_split"] = "test" if "test" in splits else "eval"
         evaluation_uri = artifact_utils.get_single_uri(output_dict["evaluation"])
         io_utils.write_string_file(os.path.join(evaluation_uri, METRICS_FILE), json.dumps(result, indent=2))

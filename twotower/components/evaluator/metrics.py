@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Dict, Iterable, List, Sequence, Set
 
@@ -12,6 +13,79 @@ def recall_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[byte
     if not scores:
         raise ValueError("recall_at_k: no user has any relevant item")
     return sum(scores) / len(scores)
+
+
+def _check_k(k: int, name: str) -> None:
+    """Raises ValueError naming the metric when ``k`` is not a positive integer."""
+    if k < 1:
+        raise ValueError(f"{name}: k must be >= 1, got {k}")
+
+
+def _first_hits(recs: Sequence[bytes], items: Set[bytes], k: int) -> List[bool]:
+    """Returns rel_i for i < k: True where recs[i] is relevant and not already listed higher up.
+
+    A repeated item counts only at its first rank, so a list cannot score above the ideal ranking.
+    """
+    listed: Set[bytes] = set()
+    hits = []
+    for item in recs[:k]:
+        hits.append(item in items and item not in listed)
+        listed.add(item)
+    return hits
+
+
+def ndcg_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
+    """Returns mean over users of DCG@k / IDCG@k with binary relevance; users with empty truth are skipped.
+
+    DCG = sum_{i<k} rel_i / log2(i + 2) (rank 1 weighs 1, rank 2 weighs 1/log2(3), ...); IDCG is the DCG of
+    min(|truth|, k) hits at the top ranks, so each user's value lies in [0, 1].
+    """
+    _check_k(k, "ndcg_at_k")
+    scores = []
+    for recs, items in zip(recommended, truth, strict=True):
+        if not items:
+            continue
+        dcg = sum(1.0 / math.log2(i + 2) for i, hit in enumerate(_first_hits(recs, items, k)) if hit)
+        idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(items), k)))
+        scores.append(dcg / idcg)
+    if not scores:
+        raise ValueError("ndcg_at_k: no user has any relevant item")
+    return sum(scores) / len(scores)
+
+
+def map_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
+    """Returns mean over users of AP@k (H&M Kaggle MAP@12 definition); users with empty truth are skipped.
+
+    AP@k = sum_{i<k} P(i) * rel_i / min(|truth|, k), where P(i) is the precision of the top i + 1 items.
+    """
+    _check_k(k, "map_at_k")
+    scores = []
+    for recs, items in zip(recommended, truth, strict=True):
+        if not items:
+            continue
+        n_hits = 0
+        total = 0.0
+        for i, hit in enumerate(_first_hits(recs, items, k)):
+            if hit:
+                n_hits += 1
+                total += n_hits / (i + 1)
+        scores.append(total / min(len(items), k))
+    if not scores:
+        raise ValueError("map_at_k: no user has any relevant item")
+    return sum(scores) / len(scores)
+
+
+def coverage_at_k(recommended: Sequence[Sequence[bytes]], k: int, catalogue_size: int) -> float:
+    """Returns |union of every user's top-k| / ``catalogue_size``: the share of the catalogue ever recommended."""
+    _check_k(k, "coverage_at_k")
+    if catalogue_size < 1:
+        raise ValueError(f"coverage_at_k: catalogue_size must be >= 1, got {catalogue_size}")
+    distinct = {item for recs in recommended for item in recs[:k]}
+    if len(distinct) > catalogue_size:
+        raise ValueError(
+            f"coverage_at_k: {len(distinct)} distinct items recommended but catalogue_size is {catalogue_size}"
+        )
+    return len(distinct) / catalogue_size
 
 
 def popularity_ranking(train_items: Iterable[bytes]) -> List[bytes]:
@@ -30,6 +104,26 @@ def recall_table(
 ) -> Dict[str, float]:
     """Returns {'recall@K': value} for every K in ``ks``."""
     return {f"recall@{k}": recall_at_k(recommended, truth, k) for k in ks}
+
+
+def metric_table(
+    recommended: Sequence[Sequence[bytes]],
+    truth: Sequence[Set[bytes]],
+    ks: Iterable[int],
+    catalogue_size: int,
+    ndcg_k: int = 10,
+    map_k: int = 12,
+) -> Dict[str, float]:
+    """Returns {'recall@K': .., 'ndcg@10': .., 'map@12': .., 'coverage@K': ..} with recall and coverage per K in ``ks``.
+
+    Keys come in that order: every recall@K, then ndcg@``ndcg_k`` and map@``map_k``, then every coverage@K.
+    """
+    ks = list(ks)
+    table = {f"recall@{k}": recall_at_k(recommended, truth, k) for k in ks}
+    table[f"ndcg@{ndcg_k}"] = ndcg_at_k(recommended, truth, ndcg_k)
+    table[f"map@{map_k}"] = map_at_k(recommended, truth, map_k)
+    table.update({f"coverage@{k}": coverage_at_k(recommended, k, catalogue_size) for k in ks})
+    return table
 
 
 def bless(model_recall: float, popularity_recall: float, min_recall: float, min_lift: float) -> tuple[bool, str]:

@@ -1,0 +1,122 @@
+"""EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): a closed-form item-item baseline.
+
+Items are integer indices in [0, n_items); callers map ids to indices and back.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse
+
+# Above this many items the dense float64 n x n Gram matrix and its inverse do not fit in memory: each takes
+# n^2 x 8 bytes (30,000 items -> 7.2 GB, 100,000 items -> 80 GB), and the inverse holds both at once.
+MAX_EASE_ITEMS = 30_000
+
+
+def ease_feasible(n_items: int, max_items: int = MAX_EASE_ITEMS) -> bool:
+    """Returns True when EASE can run on ``n_items`` items.
+
+    ``ease_weights`` inverts a dense float64 [n_items, n_items] matrix: n_items^2 x 8 bytes per copy, and the
+    Gram matrix and its inverse are alive together (about 2 x 7.2 GB at ``MAX_EASE_ITEMS`` = 30,000 items).
+    """
+    return 0 < n_items <= max_items
+
+
+def ease_weights(user_index: np.ndarray, item_index: np.ndarray, n_items: int, l2: float) -> np.ndarray:
+    """Returns the EASE item-item weights B: [n_items, n_items] float32 with a zero diagonal.
+
+    ``user_index`` and ``item_index``: [interactions] integers, one (user, item) pair per interaction; a pair
+    seen twice counts once (X is binary). With X the [users, n_items] matrix, G = XᵀX + l2·I, P = G⁻¹ and
+    B_ij = -P_ij / P_jj for i != j. XᵀX is built from a sparse X; only the n_items x n_items matrices are dense,
+    and the inverse runs in float64.
+    """
+    user_index = np.asarray(user_index)
+    item_index = np.asarray(item_index)
+    if user_index.ndim != 1 or user_index.shape != item_index.shape:
+        raise ValueError(
+            f"ease_weights: user_index {user_index.shape} and item_index {item_index.shape} must be equal-length 1-D"
+        )
+    if not ease_feasible(n_items):
+        raise ValueError(
+            f"ease_weights: n_items={n_items} is outside [1, {MAX_EASE_ITEMS}]; the dense inverse would need "
+            f"{2 * n_items**2 * 8 / 1e9:.1f} GB"
+        )
+    if l2 <= 0:
+        raise ValueError(f"ease_weights: l2 must be > 0 so that XᵀX + l2·I is invertible, got {l2}")
+    if item_index.size and (item_index.min() < 0 or item_index.max() >= n_items):
+        raise ValueError(
+            f"ease_weights: item_index spans [{item_index.min()}, {item_index.max()}], outside [0, {n_items})"
+        )
+    # Users only group items, so renumber them 0..n_users-1 whatever ids the caller uses.
+    users, rows = np.unique(user_index, return_inverse=True)
+    x = scipy.sparse.csr_matrix((np.ones(rows.size, dtype=np.float64), (rows, item_index)), shape=(users.size, n_items))
+    x.sum_duplicates()
+    x.data[:] = 1.0  # a repeated (user, item) pair counts once
+    gram = (x.T @ x).toarray()
+    gram[np.diag_indices(n_items)] += l2
+    p = np.linalg.inv(gram)
+    del gram
+    p /= -np.diag(p)[np.newaxis, :]  # column j divided by -P_jj
+    p[np.diag_indices(n_items)] = 0.0
+    return p.astype(np.float32)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Returns [batch, k] column indices of ``scores`` [batch, n] by score descending, lower index first on ties.
+
+    argpartition finds each row's top k; a full stable sort is needed only for rows whose k-th score is shared with
+    an item outside the cut (argpartition may have picked the higher index there).
+    """
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=-1)  # primary key: score descending; then index ascending
+    top = np.take_along_axis(part, order, axis=1)
+    kth = np.take_along_axis(part_scores, order[:, -1:], axis=1)
+    ambiguous = (scores >= kth).sum(axis=1) > k
+    if ambiguous.any():
+        top[ambiguous] = np.argsort(-scores[ambiguous], axis=1, kind="stable")[:, :k]
+    return top
+
+
+def ease_recommend(
+    histories: Sequence[np.ndarray],
+    weights: np.ndarray,
+    k: int,
+    exclude_seen: bool,
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Returns [users, k] int64 item indices, best first: top-k of scores x_u · B per user.
+
+    ``histories``: one 1-D integer array of item indices per user (repeats count once); ``weights``: B,
+    [n_items, n_items]. With ``exclude_seen`` history items score -inf, so they come last; a user who has seen
+    more than n_items - k items still gets k entries, the tail being seen items in index order. Ties go to the
+    lower index. Users are scored ``batch_size`` at a time, so the working memory is [batch_size, n_items].
+    """
+    if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(f"ease_recommend: weights must be square [n_items, n_items], got {weights.shape}")
+    n_items = weights.shape[0]
+    if not 1 <= k <= n_items:
+        raise ValueError(f"ease_recommend: k must be in [1, {n_items}] (n_items), got {k}")
+    if batch_size < 1:
+        raise ValueError(f"ease_recommend: batch_size must be >= 1, got {batch_size}")
+    out = np.empty((len(histories), k), dtype=np.int64)
+    for start in range(0, len(histories), batch_size):
+        batch = [np.asarray(h, dtype=np.int64).reshape(-1) for h in histories[start : start + batch_size]]
+        items = np.concatenate(batch)
+        if items.size and (items.min() < 0 or items.max() >= n_items):
+            bad = next(i for i, h in enumerate(batch) if h.size and (h.min() < 0 or h.max() >= n_items))
+            raise ValueError(f"ease_recommend: history of user {start + bad} has an item index outside [0, {n_items})")
+        rows = np.repeat(np.arange(len(batch)), [h.size for h in batch])
+        # Sparse x_u: the product costs (history items x n_items), not (batch x n_items x n_items).
+        x = scipy.sparse.csr_matrix((np.ones(items.size, dtype=np.float32), (rows, items)), shape=(len(batch), n_items))
+        x.sum_duplicates()
+        x.data[:] = 1.0  # a repeated history item counts once
+        scores = np.asarray(x @ weights)  # [batch, n_items]
+        if exclude_seen:
+            scores[rows, items] = -np.inf
+        out[start : start + len(batch)] = _top_k(scores, k)
+    return out
