@@ -57,6 +57,8 @@ def test_missing_file(tmp_path):
         (lambda r: r["contract"].update(max_quarantine_fraction=2), "max_quarantine_fraction"),
         (lambda r: r["contract"].update(drift_thresholds={"age": "x"}), "mapping of names to numbers"),
         (lambda r: r["features"][0].update(model="yes"), r"'features\[0\].model' must be bool"),
+        (lambda r: r["split"].update(mode="random"), "'split.mode' must be 'time' or 'per_user'"),
+        (lambda r: r["split"].update(mode="per_user", test_fraction=0.2), "per_user needs"),
     ],
 )
 def test_bad_profiles_name_the_field(tmp_path, edit, message):

@@ -119,6 +119,42 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if report["drifted"] else 0
 
 
+def _cmd_bench_quality(args: argparse.Namespace) -> int:
+    import json
+
+    from twotower.config import load_profile
+    from twotower.pipeline.quality import per_user_split, run_quality
+
+    profile = load_profile(args.profile)
+    data = args.data
+    if data is None:
+        if profile.name != "movielens":
+            raise ValueError(f"--data is required for profile {profile.name!r} (only movielens is fetched)")
+        from twotower.data.movielens import write_movielens
+
+        import tempfile
+
+        data = os.path.join(tempfile.mkdtemp(prefix="movielens-", dir=args.work_dir), "data")
+        write_movielens(data)
+    split = args.split or ("per_user" if profile.name == "movielens" else "profile")
+    if split == "per_user":
+        profile = per_user_split(profile)
+    report = run_quality(profile, data, args.work_dir)
+    models = report["models"]
+    keys = list(next(iter(models.values())))
+    print(f"\n{'model':<12}" + "".join(f"{k:>13}" for k in keys))
+    for name, table in models.items():
+        print(f"{name:<12}" + "".join(f"{table[k]:>13.4f}" for k in keys))
+    print(f"split: {report['split']['rule']}; {report['split']['held_out_users']} held-out users")
+    print(f"training: {report['train_examples_per_s']:,} examples/s; wall {report['wall_seconds']:.0f}s")
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_schema_infer(args: argparse.Namespace) -> int:
     from twotower.config import load_profile
     from twotower.schema.infer import infer_contract
@@ -250,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--out", required=True, help="output directory for report.json and report.html")
     drift.add_argument("--split", default="train", help="split to compare (default train)")
     drift.set_defaults(func=_cmd_drift)
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
+    quality = bench_commands.add_parser(
+        "quality", help="train + evaluate on a benchmark split: model vs popularity and EASE on the same users"
+    )
+    quality.add_argument("--profile", default="movielens", help="profile name or YAML (default movielens)")
+    quality.add_argument("--data", help="CSV directory (default for movielens: fetched and converted)")
+    quality.add_argument(
+        "--split",
+        choices=["per_user", "profile"],
+        help="per_user: each user's last 20%% test (default for movielens); profile: the profile's own split",
+    )
+    quality.add_argument("--out", help="write the results as JSON here")
+    quality.add_argument("--work-dir", help="where scratch pipeline roots go (default: system temp)")
+    quality.set_defaults(func=_cmd_bench_quality)
 
     schema = commands.add_parser("schema", help="data contract tools")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="COMMAND")

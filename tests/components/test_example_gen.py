@@ -1,6 +1,7 @@
 """JoinExampleGen's ingestion graph on hand-written CSVs, run for real on the DirectRunner."""
 
 import calendar
+import dataclasses
 import datetime
 
 import apache_beam as beam
@@ -217,3 +218,42 @@ def test_hand_encoded_example_equals_the_protobuf_one():
     f["price"].float_list.value.append(-0.0508)
     f["empty"].bytes_list.value.append(b"")
     assert tf.train.Example.FromString(rows.to_example(record, int_columns=["t_dat", "neg"])) == expected
+
+
+def test_per_user_split_holds_out_each_users_latest_interactions(tmp_path):
+    (tmp_path / "articles.csv").write_text(ARTICLES.splitlines()[0] + "\n" + ARTICLES.splitlines()[1] + "\n")
+    (tmp_path / "customers.csv").write_text(CUSTOMERS)
+    days = [f"2020-09-{d:02d}" for d in range(1, 11)]
+    # u1: 5 interactions, u2: 10, in shuffled file order
+    lines = [f"{day},u1,0100000001,0.0{i},1" for i, day in enumerate(days[:5])]
+    lines += [f"{day},u2,0100000001,0.0{i},2" for i, day in enumerate(days)]
+    (tmp_path / "transactions_train.csv").write_text(
+        "t_dat,customer_id,article_id,price,sales_channel_id\n" + "\n".join(reversed(lines)) + "\n"
+    )
+    profile = load_profile("hm")
+    profile = dataclasses.replace(profile, split=SplitConfig(mode="per_user", test_fraction=0.2, eval_fraction=0.2))
+    # u1: int(5*0.2)=1 test (day 5), 1 eval (day 4), 3 train; u2: 2 test (days 9-10), 2 eval (7-8), 6 train
+    expected = {
+        "train": [("u1", d) for d in days[:3]] + [("u2", d) for d in days[:6]],
+        "eval": [("u1", days[3])] + [("u2", d) for d in days[6:8]],
+        "test": [("u1", days[4])] + [("u2", d) for d in days[8:]],
+    }
+    with beam.Pipeline() as pipeline:
+        result = ingest.build_ingestion(pipeline, str(tmp_path), profile, profile_ranges(profile))
+        for name, pairs in expected.items():
+            got = result.splits[name] | f"Key{name}" >> beam.Map(
+                lambda s: (lambda r: (r["customer_id"], r["t_dat"]))(_decode(s))
+            )
+            assert_that(got, equal_to([(u, _day(d)) for u, d in pairs]), label=f"per_user_{name}")
+
+        def check(reports):
+            (report,) = reports
+            assert report["boundaries"] == {"mode": "per_user", "eval_fraction": 0.2, "test_fraction": 0.2}
+            assert {n: s["examples"] for n, s in report["splits"].items()} == {
+                "train": 9,
+                "eval": 3,
+                "test": 3,
+                "catalog": 1,
+            }
+
+        assert_that(result.report, check, label="report")

@@ -173,3 +173,18 @@ def test_a_fourth_profile_needs_only_a_yaml_file(tmp_path):
     with open(os.path.join(out, "validation.json")) as f:
         v = json.load(f)
     assert v["profile"] == "my-shop" and v["schema"] is None and v["files"]["sales.csv"]["read"] == 3000
+
+
+def test_bench_quality_reports_model_and_baselines_on_a_per_user_split(clean, tmp_path):
+    out = str(tmp_path / "quality.json")
+    args = ["bench", "quality", "--profile", "hm", "--data", clean, "--split", "per_user", "--out", out]
+    assert cli.main(args + ["--work-dir", str(tmp_path)]) == 0
+    with open(out) as f:
+        report = json.load(f)
+    assert set(report["models"]) == {"twotower", "popularity", "ease"}
+    for table in report["models"].values():
+        assert {"recall@10", "recall@50", "recall@100", "ndcg@10", "map@12"} <= set(table)
+    assert report["split"]["rule"] == {"mode": "per_user", "eval_fraction": 0.1, "test_fraction": 0.2}
+    # every customer with >= 5 purchases has a test item, so held-out users are most customers
+    assert report["split"]["held_out"] == "test" and report["split"]["held_out_users"] > 100
+    assert report["train_examples_per_s"] > 0

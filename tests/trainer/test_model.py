@@ -11,6 +11,8 @@ from twotower.transform.features import ITEM_ID, USER_ID
 def test_sampling_probability_is_smoothed_frequency():
     # counts [3, 1, 0] + 1 -> [4, 2, 1] / 7
     assert model.sampling_probability(np.array([3, 1, 0])) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    # strength 2 squares them: the loss then subtracts 2 * log q
+    assert model.sampling_probability(np.array([3, 1, 0]), 2.0) == pytest.approx([16 / 49, 4 / 49, 1 / 49])
 
 
 def _model(probability):

@@ -53,18 +53,26 @@ class Feature:
 
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
-    """Time-based splits: train < eval < test, by date.
+    """How interactions are split into train, eval and test.
 
-    With no dates set, the last ``test_days`` days are test and the ``eval_days``
-    days before them are eval. ``eval_start``/``test_start`` ('YYYY-MM-DD', UTC)
-    fix the boundaries instead; an interaction on or after a boundary belongs to
-    the later split.
+    ``mode: time`` (default): by date, train < eval < test. With no dates set,
+    the last ``test_days`` days are test and the ``eval_days`` days before them
+    are eval. ``eval_start``/``test_start`` ('YYYY-MM-DD', UTC) fix the boundaries
+    instead; an interaction on or after a boundary belongs to the later split.
+
+    ``mode: per_user``: each user's last ``test_fraction`` of interactions (by
+    time, rounded down) are test and the ``eval_fraction`` before them eval, the
+    usual protocol for MovieLens-style benchmarks. This groups interactions by
+    user, so memory grows with the rows: meant for benchmark-sized data.
     """
 
-    eval_days: int
+    eval_days: int = 7
     test_days: int = 0
     eval_start: str = ""
     test_start: str = ""
+    mode: str = "time"
+    test_fraction: float = 0.0
+    eval_fraction: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +85,7 @@ class TrainerConfig:
     embedding_dim: int
     hidden_units: tuple[int, ...]
     temperature: float
+    logq_strength: float = 1.0  # in-batch logQ correction: logits - strength * log q(item); 0 turns it off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +253,12 @@ def _check_values(p: Profile, where: str) -> None:
                 datetime.date.fromisoformat(value)
             except ValueError as e:
                 raise ConfigError(f"{where}: 'split.{key}' must be a date YYYY-MM-DD, got {value!r}") from e
+    if s.mode not in ("time", "per_user"):
+        raise ConfigError(f"{where}: 'split.mode' must be 'time' or 'per_user', got {s.mode!r}")
+    if s.mode == "per_user" and not (
+        0 < s.test_fraction and 0 < s.eval_fraction and s.test_fraction + s.eval_fraction < 1
+    ):
+        raise ConfigError(f"{where}: split.mode per_user needs 0 < test_fraction, 0 < eval_fraction, sum < 1")
     if s.eval_start and s.test_start and s.test_start <= s.eval_start:
         raise ConfigError(f"{where}: 'split.test_start' ({s.test_start}) must be after 'split.eval_start'")
     c = p.contract

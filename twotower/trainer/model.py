@@ -85,15 +85,16 @@ def build_towers(profile: Profile, vocab_sizes: Mapping[str, int]) -> tuple[Towe
     return tower(USER_ID, ("user", "interaction"), "query_tower"), tower(ITEM_ID, ("item",), "candidate_tower")
 
 
-def sampling_probability(item_counts: np.ndarray) -> np.ndarray:
-    """Returns ``[n_items]`` float32 probabilities that an in-batch negative is each item.
+def sampling_probability(item_counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Returns ``[n_items]`` float32 probabilities that an in-batch negative is each item, raised to ``strength``.
 
     In-batch negatives are the other rows' items, so an item is sampled in
     proportion to its training count. Add-one smoothing keeps unseen items
-    (and the OOV bucket) finite under the log.
+    (and the OOV bucket) finite under the log. ``strength`` < 1 corrects only
+    part of the popularity bias (the loss subtracts strength * log q).
     """
     counts = np.asarray(item_counts, dtype=np.float64) + 1.0
-    return (counts / counts.sum()).astype(np.float32)
+    return ((counts / counts.sum()) ** strength).astype(np.float32)
 
 
 class TwoTowerModel(tfrs.Model):

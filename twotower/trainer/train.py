@@ -90,7 +90,9 @@ def train(profile: Profile, paths: Paths) -> Dict[str, List[float]]:
     train_examples = dataset(paths.train)
     eval_ds = dataset(paths.eval).batch(t.batch_size)
     sizes = vocab_sizes(profile, tft_output)
-    probability = model.sampling_probability(item_counts(train_examples, sizes[ITEM_ID]))
+    probability = None
+    if t.logq_strength > 0:
+        probability = model.sampling_probability(item_counts(train_examples, sizes[ITEM_ID]), t.logq_strength)
     train_ds = train_examples.shuffle(SHUFFLE_BUFFER, seed=0).batch(t.batch_size).prefetch(2)
     query_tower, candidate_tower = model.build_towers(profile, sizes)
     two_tower = model.TwoTowerModel(query_tower, candidate_tower, t.temperature, probability)

@@ -50,6 +50,7 @@ DEDUP_BUCKETS = 64
 NEWEST = "newest"
 TABLES = ("users", "items", "interactions")
 QUARANTINE = "quarantine"
+BY_USER = "by_user"
 COUNTS = "counts"
 SPLIT_STATS = "split_stats"
 
@@ -74,7 +75,8 @@ class Ingestion:
 def split_names(profile: Profile) -> List[str]:
     """Returns the output splits: train, eval, [test,] catalog."""
     s = profile.split
-    return ["train", "eval"] + (["test"] if s.test_days or s.test_start else []) + ["catalog"]
+    has_test = s.mode == "per_user" or s.test_days or s.test_start
+    return ["train", "eval"] + (["test"] if has_test else []) + ["catalog"]
 
 
 def _midnight(date: str) -> int:
@@ -217,9 +219,20 @@ def _resolve_ids(keyed: Tuple[str, Iterable[Tuple[int, int, Any, bytes]]], spec:
 class _IngestInteractions(beam.DoFn):
     """Interactions chunk -> examples tagged by split, quarantine entries, per-chunk counts and split stats."""
 
-    def __init__(self, spec: rows.TableSpec, user_id: str, item_id: str, users_file: str, items_file: str, chunks: int):
+    def __init__(
+        self,
+        spec: rows.TableSpec,
+        user_id: str,
+        item_id: str,
+        users_file: str,
+        items_file: str,
+        chunks: int,
+        per_user: bool = False,
+    ):
+        """``per_user``: emit (user, (timestamp, line, example)) to BY_USER instead of splitting by date."""
         self._spec, self._user_id, self._item_id = spec, user_id, item_id
         self._users_file, self._items_file, self._chunks = users_file, items_file, chunks
+        self._per_user = per_user
 
     def setup(self) -> None:
         self._parse = rows.RowParser(self._spec)
@@ -264,15 +277,42 @@ class _IngestInteractions(beam.DoFn):
                 continue
             counts[(name, "accepted")] += 1
             seconds = record[self._spec.timestamp]
+            example = rows.wrap_example(rows.encode_features(record, self._ints) + user + item)
+            if self._per_user:
+                yield beam.pvalue.TaggedOutput(BY_USER, (record[self._user_id], (seconds, line, example)))
+                continue
             split = split_of(seconds, boundaries)
-            s = stats.setdefault(split, [0, seconds, seconds])
-            s[0], s[1], s[2] = s[0] + 1, min(s[1], seconds), max(s[2], seconds)
-            own = rows.encode_features(record, self._ints)
-            yield beam.pvalue.TaggedOutput(split, rows.wrap_example(own + user + item))
+            _add_stat(stats, split, seconds)
+            yield beam.pvalue.TaggedOutput(split, example)
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
         yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
         if self._chunks > 1:  # progress on long files, from whichever worker read the chunk
             sys.stderr.write(f"  {name}: chunk {chunk.index + 1}/{self._chunks} done ({chunk.lines:,} rows)\n")
+
+
+def _add_stat(stats: Dict[str, List[int]], split: str, seconds: int) -> None:
+    s = stats.setdefault(split, [0, seconds, seconds])
+    s[0], s[1], s[2] = s[0] + 1, min(s[1], seconds), max(s[2], seconds)
+
+
+def split_per_user(
+    keyed: Tuple[str, Iterable[Tuple[int, int, bytes]]], test_fraction: float, eval_fraction: float
+) -> Iterator[Any]:
+    """Splits one user's interactions by time: the last ``test_fraction`` test, the ``eval_fraction`` before eval.
+
+    Counts round down (a user with fewer than 1 / fraction interactions has none in that split);
+    ties in time keep file order. Yields examples tagged by split, then the user's split stats.
+    """
+    _, entries = keyed
+    ordered = sorted(entries, key=lambda e: (e[0], e[1]))
+    n = len(ordered)
+    n_test, n_eval = int(n * test_fraction), int(n * eval_fraction)
+    stats: Dict[str, List[int]] = {}
+    for i, (seconds, _, example) in enumerate(ordered):
+        split = "test" if i >= n - n_test else ("eval" if i >= n - n_test - n_eval else "train")
+        _add_stat(stats, split, seconds)
+        yield beam.pvalue.TaggedOutput(split, example)
+    yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
 
 
 def _merge_split_stats(parts: Iterable[Dict[str, List[int]]]) -> Dict[str, List[int]]:
@@ -298,6 +338,7 @@ def make_report(
     files: Iterable[str],
     splits: Iterable[str],
     catalog_size: int,
+    split_config: Optional[SplitConfig] = None,
 ) -> Dict[str, Any]:
     """Returns the ingestion report: per-file accounting, totals, and per-split sizes and date ranges."""
     per_file = {}
@@ -321,7 +362,15 @@ def make_report(
         "duplicates_removed": total("duplicates"),
         "files": per_file,
         "splits": split_report,
-        "boundaries": {"eval_start": _day(boundaries.eval_start), "test_start": _day(boundaries.test_start)},
+        "boundaries": (
+            {
+                "mode": "per_user",
+                "eval_fraction": split_config.eval_fraction,
+                "test_fraction": split_config.test_fraction,
+            }
+            if split_config is not None and split_config.mode == "per_user"
+            else {"eval_start": _day(boundaries.eval_start), "test_start": _day(boundaries.test_start)}
+        ),
     }
 
 
@@ -382,22 +431,36 @@ def build_ingestion(
         | "Boundaries" >> beam.Map(lambda newest: split_boundaries(profile.split, newest))
     )
     d = profile.data
+    per_user = profile.split.mode == "per_user"
+    interaction_splits = [n for n in names if n != "catalog"]
     ingested = inter_chunks | "Ingest" >> beam.ParDo(
-        _IngestInteractions(specs["interactions"], d.user_id, d.item_id, d.users, d.items, len(chunks["interactions"])),
+        _IngestInteractions(
+            specs["interactions"], d.user_id, d.item_id, d.users, d.items, len(chunks["interactions"]), per_user
+        ),
         users=beam.pvalue.AsDict(tables["users"]),
         items=beam.pvalue.AsDict(tables["items"]),
         duplicates=beam.pvalue.AsSingleton(duplicates),
         boundaries=beam.pvalue.AsSingleton(boundaries),
-    ).with_outputs(QUARANTINE, COUNTS, SPLIT_STATS, *[n for n in names if n != "catalog"])
+    ).with_outputs(QUARANTINE, COUNTS, SPLIT_STATS, BY_USER, *interaction_splits)
     quarantined.append(ingested[QUARANTINE])
     counts.append(ingested[COUNTS])
+    split_source = ingested
+    if per_user:
+        split_source = (
+            ingested[BY_USER]
+            | "GroupByUser" >> beam.GroupByKey()
+            | "SplitPerUser"
+            >> beam.FlatMap(split_per_user, profile.split.test_fraction, profile.split.eval_fraction).with_outputs(
+                SPLIT_STATS, *interaction_splits
+            )
+        )
 
-    splits = {n: ingested[n] for n in names if n != "catalog"}
+    splits = {n: split_source[n] for n in interaction_splits}
     splits["catalog"] = tables["items"] | "CatalogToExample" >> beam.Map(
         lambda kv: rows.wrap_example(rows.encode_features({d.item_id: kv[0]}) + kv[1])
     )
     catalog_size = splits["catalog"] | "CatalogSize" >> beam.combiners.Count.Globally()
-    split_stats = ingested[SPLIT_STATS] | "MergeSplitStats" >> beam.CombineGlobally(_merge_split_stats)
+    split_stats = split_source[SPLIT_STATS] | "MergeSplitStats" >> beam.CombineGlobally(_merge_split_stats)
     report = (
         counts
         | "AllCounts" >> beam.Flatten()
@@ -410,6 +473,7 @@ def build_ingestion(
             files=[specs[t].name for t in TABLES],
             splits=names,
             catalog_size=beam.pvalue.AsSingleton(catalog_size),
+            split_config=profile.split,
         )
     )
     return Ingestion(splits=splits, quarantine=quarantined | "AllQuarantine" >> beam.Flatten(), report=report)
