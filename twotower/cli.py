@@ -130,9 +130,9 @@ def _cmd_bench_quality(args: argparse.Namespace) -> int:
     if data is None:
         if profile.name != "movielens":
             raise ValueError(f"--data is required for profile {profile.name!r} (only movielens is fetched)")
-        from twotower.data.movielens import write_movielens
-
         import tempfile
+
+        from twotower.data.movielens import write_movielens
 
         data = os.path.join(tempfile.mkdtemp(prefix="movielens-", dir=args.work_dir), "data")
         write_movielens(data)
