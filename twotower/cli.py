@@ -92,6 +92,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_REJECTED
 
 
+def _print_models(models: dict) -> None:
+    """Prints one row per model and one column per metric."""
+    keys = list(next(iter(models.values())))
+    print(f"{'model':<12}" + "".join(f"{k:>13}" for k in keys))
+    for name, table in models.items():
+        print(f"{name:<12}" + "".join(f"{table[k]:>13.4f}" for k in keys))
+
+
 def _print_recommendations(title: str, recs: list) -> None:
     print(title)
     for rank, rec in enumerate(recs, 1):
@@ -134,17 +142,17 @@ def _cmd_bench_quality(args: argparse.Namespace) -> int:
 
         from twotower.data.movielens import write_movielens
 
-        data = os.path.join(tempfile.mkdtemp(prefix="movielens-", dir=args.work_dir), "data")
+        scratch = tempfile.TemporaryDirectory(prefix="movielens-", dir=args.work_dir)
+        data = os.path.join(scratch.name, "data")
         write_movielens(data)
     split = args.split or ("per_user" if profile.name == "movielens" else "profile")
     if split == "per_user":
         profile = per_user_split(profile)
     report = run_quality(profile, data, args.work_dir)
-    models = report["models"]
-    keys = list(next(iter(models.values())))
-    print(f"\n{'model':<12}" + "".join(f"{k:>13}" for k in keys))
-    for name, table in models.items():
-        print(f"{name:<12}" + "".join(f"{table[k]:>13.4f}" for k in keys))
+    if args.data is None:
+        scratch.cleanup()
+    print()
+    _print_models(report["models"])
     print(f"split: {report['split']['rule']}; {report['split']['held_out_users']} held-out users")
     print(f"training: {report['train_examples_per_s']:,} examples/s; wall {report['wall_seconds']:.0f}s")
     if args.out:
@@ -192,10 +200,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_report(result.ingestion))
     models = result.metrics.get("models", {})
     if models:
-        ks = list(next(iter(models.values())))
-        print(f"{'model':<12}" + "".join(f"{k:>13}" for k in ks))
-        for name, table in models.items():
-            print(f"{name:<12}" + "".join(f"{table[k]:>13.4f}" for k in ks))
+        _print_models(models)
         held_out = result.metrics.get("held_out_split", "eval")
         print(f"{held_out} users: {result.metrics['eval_users']}; {result.metrics['blessing']['reason']}")
     if not result.pushed_model:
