@@ -107,11 +107,12 @@ def test_split_boundaries_count_whole_days_back_from_the_newest_day():
     assert [ingest.split_of(_day(d), b) for d in ("2020-09-21", "2020-09-22")] == ["train", "eval"]
 
 
-def test_parse_timestamp_formats_and_error():
-    assert csv_source.parse_timestamp("2020-09-22", "%Y-%m-%d", "f.csv", "t") == _day("2020-09-22")
-    assert csv_source.parse_timestamp("1600000000", "unix", "f.csv", "t") == 1600000000
-    with pytest.raises(csv_source.DataError, match="f.csv: column 't': cannot parse '22/09/2020'"):
-        csv_source.parse_timestamp("22/09/2020", "%Y-%m-%d", "f.csv", "t")
+def test_timestamp_parser_formats_and_unparsable_values():
+    assert csv_source.TimestampParser("%Y-%m-%d")("2020-09-22") == _day("2020-09-22")
+    assert csv_source.TimestampParser("unix")("1600000000") == 1600000000
+    # unparsable -> None; the row parser turns that into a bad_timestamp quarantine reason (tested below)
+    assert csv_source.TimestampParser("%Y-%m-%d")("22/09/2020") is None
+    assert csv_source.TimestampParser("unix")("soon") is None
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])

@@ -99,13 +99,6 @@ def exclude(recommended: Sequence[bytes], seen: Set[bytes], k: int) -> List[byte
     return [item for item in recommended if item not in seen][:k]
 
 
-def recall_table(
-    recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], ks: Iterable[int]
-) -> Dict[str, float]:
-    """Returns {'recall@K': value} for every K in ``ks``."""
-    return {f"recall@{k}": recall_at_k(recommended, truth, k) for k in ks}
-
-
 def metric_table(
     recommended: Sequence[Sequence[bytes]],
     truth: Sequence[Set[bytes]],

@@ -130,11 +130,3 @@ class TimestampParser:
             if len(self._cache) < 100_000:
                 self._cache[value] = seconds
         return seconds
-
-
-def parse_timestamp(value: str, fmt: str, path: str, column: str) -> int:
-    """Returns ``value`` as int seconds since the epoch (UTC); ``fmt`` is strptime or 'unix'."""
-    seconds = TimestampParser(fmt)(value)
-    if seconds is None:
-        raise DataError(f"{path}: column '{column}': cannot parse {value!r} as {fmt!r}")
-    return seconds
