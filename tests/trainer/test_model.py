@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from twotower.trainer import model
+from twotower.trainer import model, towers
 from twotower.transform.features import ITEM_ID, USER_ID
 
 
@@ -18,8 +18,8 @@ def test_sampling_probability_is_smoothed_frequency():
 def _model(probability):
     tf.keras.utils.set_random_seed(0)
     sizes = {USER_ID: 5, ITEM_ID: 4}
-    query = model.Tower(USER_ID, sizes, [], [], embedding_dim=8, hidden_units=[8])
-    candidate = model.Tower(ITEM_ID, sizes, [], [], embedding_dim=8, hidden_units=[8])
+    query = towers.Tower(USER_ID, sizes, [], [], embedding_dim=8, hidden_units=[8])
+    candidate = towers.Tower(ITEM_ID, sizes, [], [], embedding_dim=8, hidden_units=[8])
     return model.TwoTowerModel(query, candidate, temperature=0.5, item_probability=probability)
 
 

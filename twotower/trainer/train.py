@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from twotower.config import Profile  # noqa: E402
-from twotower.trainer import data, export, model  # noqa: E402
+from twotower.trainer import data, export, model, towers  # noqa: E402
 from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID, to_dense  # noqa: E402
 
 SHUFFLE_BUFFER = 100_000
@@ -94,7 +94,7 @@ def train(profile: Profile, paths: Paths) -> Dict[str, List[float]]:
     if t.logq_strength > 0:
         probability = model.sampling_probability(item_counts(train_examples, sizes[ITEM_ID]), t.logq_strength)
     train_ds = train_examples.shuffle(SHUFFLE_BUFFER, seed=0).batch(t.batch_size).prefetch(2)
-    query_tower, candidate_tower = model.build_towers(profile, sizes)
+    query_tower, candidate_tower = towers.build_towers(profile, sizes)
     two_tower = model.TwoTowerModel(query_tower, candidate_tower, t.temperature, probability)
     two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(t.learning_rate))
     history = two_tower.fit(
