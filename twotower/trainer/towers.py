@@ -15,9 +15,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 from typing import Dict, Mapping, Sequence  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
 
 from twotower.config import Profile  # noqa: E402
-from twotower.transform.features import ITEM_ID, USER_ID  # noqa: E402
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID  # noqa: E402
 
 _WIDTHS = ((50, 8), (500, 16), (5_000, 32), (50_000, 64), (500_000, 128))
 
@@ -64,15 +65,22 @@ class Tower(tf.keras.Model):
         return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
 
 
-def build_towers(profile: Profile, vocab_sizes: Mapping[str, int]) -> tuple[Tower, Tower]:
-    """Returns (query_tower, candidate_tower) for the profile's features."""
+def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str, int]:
+    """Returns the embedding table size (vocabulary + OOV) of every id and categorical feature."""
+    names = [USER_ID, ITEM_ID] + [f.name for f in profile.model_features if f.kind == "categorical"]
+    return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in names}
+
+
+def build_towers(profile: Profile, tft_output: tft.TFTransformOutput) -> tuple[Tower, Tower]:
+    """Returns (query_tower, candidate_tower) for the profile's features and Transform's vocabularies."""
     t = profile.trainer
+    sizes = vocab_sizes(profile, tft_output)
 
     def tower(id_feature: str, sources: Sequence[str], name: str) -> Tower:
         feats = [f for f in profile.model_features if f.source in sources]
         return Tower(
             id_feature,
-            vocab_sizes,
+            sizes,
             categorical=[f.name for f in feats if f.kind == "categorical"],
             numeric=[f.name for f in feats if f.kind == "numeric"],
             embedding_dim=t.embedding_dim,

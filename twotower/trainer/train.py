@@ -19,7 +19,7 @@ import tensorflow_transform as tft  # noqa: E402
 
 from twotower.config import Profile  # noqa: E402
 from twotower.trainer import data, export, model, towers  # noqa: E402
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID, to_dense  # noqa: E402
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs, to_dense  # noqa: E402
 
 SHUFFLE_BUFFER = 100_000
 
@@ -34,20 +34,6 @@ class Paths:
     transform_graph: str
     serving_model_dir: str
     log_dir: str
-
-
-def feature_names(profile: Profile) -> Tuple[List[str], List[str]]:
-    """Returns (query raw feature names, item raw feature names) for the signatures."""
-    d = profile.data
-    query = [d.user_id] + [f.name for f in profile.model_features if f.source in ("user", "interaction")]
-    items = [d.item_id] + [f.name for f in profile.model_features if f.source == "item"]
-    return query, items
-
-
-def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str, int]:
-    """Returns the embedding table size (vocabulary + OOV) of every id and categorical feature."""
-    names = [USER_ID, ITEM_ID] + [f.name for f in profile.model_features if f.kind == "categorical"]
-    return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in names}
 
 
 def item_counts(examples: tf.data.Dataset, n_items: int) -> np.ndarray:
@@ -66,7 +52,7 @@ def embed_catalog(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (ids ``[n]`` bytes, names ``[n]`` bytes, embeddings ``[n, dim]`` float32) of the catalogue."""
     d = profile.data
-    _, item_raw = feature_names(profile)
+    _, item_raw = raw_inputs(profile)
     spec = {n: tft_output.raw_feature_spec()[n] for n in item_raw + [d.item_name]}
     layer = tft_output.transform_features_layer()
     ids, names, embeddings = [], [], []
@@ -81,20 +67,20 @@ def train(profile: Profile, paths: Paths) -> Dict[str, List[float]]:
     """Trains, exports to ``paths.serving_model_dir`` and returns the Keras history (loss per epoch)."""
     t = profile.trainer
     tft_output = tft.TFTransformOutput(paths.transform_graph)
-    query_raw, item_raw = feature_names(profile)
-    keep = [USER_ID, ITEM_ID] + [f.name for f in profile.model_features]
+    query_raw, item_raw = raw_inputs(profile)
+    keep = list(tft_output.transformed_feature_spec())
 
     def dataset(patterns: Sequence[str]) -> tf.data.Dataset:
         return data.transformed_dataset(patterns, tft_output, query_raw + item_raw, keep).cache()
 
     train_examples = dataset(paths.train)
     eval_ds = dataset(paths.eval).batch(t.batch_size)
-    sizes = vocab_sizes(profile, tft_output)
+    n_items = tft_output.vocabulary_size_by_name(ITEM_ID) + NUM_OOV_BUCKETS
     probability = None
     if t.logq_strength > 0:
-        probability = model.sampling_probability(item_counts(train_examples, sizes[ITEM_ID]), t.logq_strength)
+        probability = model.sampling_probability(item_counts(train_examples, n_items), t.logq_strength)
     train_ds = train_examples.shuffle(SHUFFLE_BUFFER, seed=0).batch(t.batch_size).prefetch(2)
-    query_tower, candidate_tower = towers.build_towers(profile, sizes)
+    query_tower, candidate_tower = towers.build_towers(profile, tft_output)
     two_tower = model.TwoTowerModel(query_tower, candidate_tower, t.temperature, probability)
     two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(t.learning_rate))
     history = two_tower.fit(

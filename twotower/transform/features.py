@@ -13,7 +13,7 @@ Transformed feature names are stable and independent of the data set:
 
 from __future__ import annotations
 
-from typing import Dict, Union
+from typing import Dict, List, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -24,6 +24,14 @@ USER_ID = "user_id"
 ITEM_ID = "item_id"
 NUM_OOV_BUCKETS = 1
 AnyTensor = Union[tf.Tensor, tf.SparseTensor, tf.RaggedTensor]
+
+
+def raw_inputs(profile: Profile) -> Tuple[List[str], List[str]]:
+    """Returns (query raw feature names, item raw feature names): the serving signatures' inputs."""
+    d = profile.data
+    query = [d.user_id] + [f.name for f in profile.model_features if f.source in ("user", "interaction")]
+    items = [d.item_id] + [f.name for f in profile.model_features if f.source == "item"]
+    return query, items
 
 
 def to_dense(x: AnyTensor) -> tf.Tensor:

@@ -19,8 +19,7 @@ import tensorflow as tf  # noqa: E402
 from twotower.components.evaluator import baselines, metrics  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.trainer import data  # noqa: E402
-from twotower.trainer.train import feature_names  # noqa: E402
-from twotower.transform.features import to_dense  # noqa: E402
+from twotower.transform.features import raw_inputs, to_dense  # noqa: E402
 
 QUERY_BATCH = 1024
 
@@ -82,7 +81,7 @@ def evaluate(
     """
     d, ev = profile.data, profile.evaluator
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]
-    query_names, _ = feature_names(profile)
+    query_names, _ = raw_inputs(profile)
     eval_cols = read_columns(eval_patterns, _column_spec(signature, [d.item_id]))
     train_cols = read_columns(train_patterns, {n: tf.io.VarLenFeature(tf.string) for n in (d.user_id, d.item_id)})
     catalogue = sorted(set(read_columns(catalog_patterns, {d.item_id: tf.io.VarLenFeature(tf.string)})[d.item_id]))
