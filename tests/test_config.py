@@ -41,13 +41,20 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda r: r["trainer"].pop("epochs"), "missing field 'trainer.epochs'"),
+        (lambda r: r["trainer"].pop("epochs"), "set 'trainer.epochs' \\(>= 1\\) or list 'trainer.phases'"),
+        (lambda r: r["trainer"].update(phases={"name": "a"}), "'trainer.phases' must be a list"),
+        (lambda r: r["trainer"].update(phases=[{"name": "a"}]), "missing field 'trainer.phases\\[0\\].epochs'"),
+        (lambda r: r["trainer"].update(phases=[{"name": "a", "epochs": 1, "loss": "hinge"}]), "loss must be one of"),
+        (lambda r: r["trainer"].update(phases=[{"name": "a", "epochs": 1, "schedule": "step"}]), "schedule must be"),
+        (lambda r: r["trainer"].update(phases=[{"name": "a", "epochs": 1, "ema": 1.0}]), "ema must be in"),
+        (lambda r: r["trainer"].update(phases=[{"name": "a", "epochs": 1}] * 2), "names must be unique"),
+        (lambda r: r["trainer"].update(optimizer="sgd"), "'trainer.optimizer' must be"),
         (lambda r: r["trainer"].update(epochs="4"), "'trainer.epochs' must be int"),
         (lambda r: r["trainer"].update(epochs=True), "'trainer.epochs' must be int"),
         (lambda r: r["trainer"].update(hidden_units=[64, "x"]), "list of integers"),
         (lambda r: r["evaluator"].update(blessing_k=7), "blessing_k"),
         (lambda r: r["split"].update(eval_days=0), "eval_days"),
-        (lambda r: r["features"][0].update(kind="text"), r"features\[0\].kind"),
+        (lambda r: r["features"][0].update(kind="image"), r"features\[0\].kind"),
         (lambda r: r["features"].append({"name": "age", "source": "user", "kind": "numeric"}), "unique"),
         (lambda r: r["data"].update(colour="x"), "unknown field"),
         (lambda r: r.update(extra=1), "unknown top-level"),
@@ -59,6 +66,7 @@ def test_missing_file(tmp_path):
         (lambda r: r["features"][0].update(model="yes"), r"'features\[0\].model' must be bool"),
         (lambda r: r["split"].update(mode="random"), "'split.mode' must be 'time' or 'per_user'"),
         (lambda r: r["split"].update(mode="per_user", test_fraction=0.2), "per_user needs"),
+        (lambda r: r["evaluator"].update(max_regression=1.5), r"'evaluator.max_regression' must be in \[-1, 1\]"),
     ],
 )
 def test_bad_profiles_name_the_field(tmp_path, edit, message):

@@ -258,3 +258,38 @@ def test_per_user_split_holds_out_each_users_latest_interactions(tmp_path):
             }
 
         assert_that(result.report, check, label="report")
+
+
+def _vector(serialized: bytes) -> tuple:
+    feature = tf.train.Example.FromString(serialized).features.feature
+    vector = list(feature["desc_vec"].float_list.value) if "desc_vec" in feature else None
+    return feature["article_id"].bytes_list.value[0].decode(), vector
+
+
+def test_dense_vector_cells_become_float_lists_and_bad_ones_are_quarantined(tmp_path):
+    profile = load_profile("hm")
+    vec = dataclasses.replace(profile.features[0], name="desc_vec", source="item", kind="dense", dim=3)
+    profile = dataclasses.replace(profile, features=profile.features + (vec,))
+    item = "Denim,Trousers,Garment Lower body,Blue,Divided,Trousers Denim,Jeans"
+    (tmp_path / "articles.csv").write_text(
+        ARTICLES.splitlines()[0] + ",desc_vec\n"
+        f"0100000001,{item},0.5 -1 2.5\n"
+        f"0100000002,{item},0.5 1\n"  # line 3: 2 values
+        f"0100000003,{item},0.5 one 2\n"  # line 4: not a number
+        f"0100000004,{item},\n"  # no vector: missing, not an error
+    )
+    (tmp_path / "customers.csv").write_text(CUSTOMERS)
+    (tmp_path / "transactions_train.csv").write_text(
+        TRANSACTIONS.splitlines()[0] + "\n2020-09-01,u1,0100000001,0.05,2\n"
+    )
+    with beam.Pipeline() as pipeline:
+        result = ingest.build_ingestion(pipeline, str(tmp_path), profile, profile_ranges(profile))
+        vectors = result.splits["catalog"] | beam.Map(_vector)
+        assert_that(vectors, equal_to([("0100000001", [0.5, -1.0, 2.5]), ("0100000004", None)]), label="vectors")
+        quarantine = result.quarantine | beam.Filter(lambda q: q["file"] == "articles.csv")
+        reasons = quarantine | beam.Map(lambda q: (q["line"], q["kind"], q["reason"]))
+        expected = [
+            (3, rows.BAD_VECTOR, "column 'desc_vec': has 2 values, the profile's dim is 3"),
+            (4, rows.BAD_VECTOR, "column 'desc_vec': 'one' is not a finite number"),
+        ]
+        assert_that(reasons, equal_to(expected), label="quarantine")

@@ -12,12 +12,16 @@ SERVING = "SERVING"
 
 
 def _expected_types(profile: Profile) -> dict[str, int]:
-    """Column -> schema type the ingestion emits: numeric FLOAT, timestamp INT, everything else BYTES."""
+    """Column -> schema type the ingestion emits: numeric and dense FLOAT, timestamp INT, everything else BYTES.
+
+    Derived features (time, cross) are not columns and have no place in the schema.
+    """
     d = profile.data
     types = {d.user_id: schema_pb2.BYTES, d.item_id: schema_pb2.BYTES, d.item_name: schema_pb2.BYTES}
     types[d.timestamp] = schema_pb2.INT
     for f in profile.features:
-        types[f.name] = schema_pb2.FLOAT if f.kind == "numeric" else schema_pb2.BYTES
+        if not f.derived:
+            types[f.name] = schema_pb2.FLOAT if f.kind in ("numeric", "dense") else schema_pb2.BYTES
     return types
 
 
@@ -49,12 +53,14 @@ def test_schema_shapes_presence_and_environments(name: str) -> None:
     assert list(schema.default_environment) == ["TRAINING", SERVING]
     user_side = {d.user_id} | {f.name for f in profile.features_of("user")}
     required = {d.user_id, d.item_id, d.timestamp, d.item_name}
+    values = {f.name: f.dim for f in profile.features if f.kind == "dense"}  # a dense vector: dim values
     for feature in schema.feature:
         if feature.name in required:
             assert feature.presence.min_fraction == 1.0 and feature.presence.min_count == 1, feature.name
             assert [dim.size for dim in feature.shape.dim] == [1], feature.name
         else:
-            assert (feature.value_count.min, feature.value_count.max) == (1, 1), feature.name
+            n = values.get(feature.name, 1)
+            assert (feature.value_count.min, feature.value_count.max) == (n, n), feature.name
             assert 0 < feature.presence.min_fraction <= 1, feature.name
         # a serving request carries the user's side only
         assert (SERVING in feature.not_in_environment) == (feature.name not in user_side), feature.name

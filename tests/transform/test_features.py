@@ -1,5 +1,6 @@
 """preprocessing_fn run for real with tft_beam.AnalyzeAndTransformDataset on a few hundred rows."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -35,6 +36,13 @@ def _rows():
     return rows
 
 
+def _hm_with_zscored_age():
+    """The hm profile with age z-scored (test_feature_kinds.py covers its quantile buckets)."""
+    profile = load_profile("hm")
+    age = dataclasses.replace(profile.features[0], transform="zscore", buckets=10)
+    return dataclasses.replace(profile, features=(age,) + profile.features[1:])
+
+
 def _feature_spec():
     profile = load_profile("hm")
     spec = {
@@ -47,7 +55,7 @@ def _feature_spec():
 
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
-    profile = load_profile("hm")
+    profile = _hm_with_zscored_age()
     rows = _rows()
     for row in rows:
         for key, value in row.items():
@@ -84,6 +92,14 @@ def test_age_is_z_scored_and_missing_age_is_zero(transformed):
     assert all(math.isfinite(a) for a in ages)
 
 
+def test_hm_cross_of_group_and_colour(transformed):
+    data, _ = transformed
+    # one product group, colours alternate Black / White: two buckets, alternating
+    crosses = [row["group_x_colour"] for row in data]
+    assert all(0 <= c < 1000 for c in crosses) and crosses[0::2] == [crosses[0]] * 150
+    assert crosses[1::2] == [crosses[1]] * 150 and crosses[0] != crosses[1]
+
+
 def test_unseen_value_maps_to_oov_bucket(transformed):
     _, output = transformed
     layer = output.transform_features_layer()
@@ -103,4 +119,7 @@ def test_to_dense_fills_missing_values():
     numbers = tf.SparseTensor(indices=[[0, 0]], values=[2.0], dense_shape=[2, 1])
     dense = to_dense(numbers).numpy()
     assert dense[0] == 2.0 and np.isnan(dense[1])
-    assert to_dense(tf.constant([[1], [2]], tf.int64)).dtype == tf.float32
+    # integers stay exact (timestamps in seconds); a missing one is 0
+    assert to_dense(tf.constant([[1], [2]], tf.int32)).dtype == tf.int64
+    ints = tf.SparseTensor(indices=[[1, 0]], values=tf.constant([1600000000], tf.int64), dense_shape=[2, 1])
+    assert to_dense(ints).numpy().tolist() == [0, 1600000000]

@@ -44,7 +44,8 @@ _DRIFT_TYPES = (
 def drift_checks(profile: Profile) -> Dict[str, Tuple[str, str, float]]:
     """Returns ``{column: (kind, metric, threshold)}`` for every column the profile's contract checks for drift.
 
-    Every profile feature is checked (categorical: L-infinity, numeric: Jensen-Shannon),
+    Every profile feature that is a column is checked (categorical and text: L-infinity,
+    numeric and dense: Jensen-Shannon; derived time and cross features have no column),
     plus the user/item id columns named in ``contract.drift_thresholds`` (kind 'id',
     L-infinity). A per-column threshold in ``contract.drift_thresholds`` wins over
     the default. Raises ValueError for a name there that is neither.
@@ -52,7 +53,9 @@ def drift_checks(profile: Profile) -> Dict[str, Tuple[str, str, float]]:
     contract = profile.contract
     checks: Dict[str, Tuple[str, str, float]] = {}
     for feature in profile.features:
-        numeric = feature.kind == "numeric"
+        if feature.derived:
+            continue
+        numeric = feature.kind in ("numeric", "dense")
         default = contract.drift_jensen_shannon if numeric else contract.drift_l_infinity
         metric = JENSEN_SHANNON if numeric else L_INFINITY
         checks[feature.name] = (feature.kind, metric, contract.drift_thresholds.get(feature.name, default))

@@ -28,7 +28,7 @@ def draft_schema(stats: statistics_pb2.DatasetFeatureStatisticsList, profile: Pr
     d = profile.data
     required = {d.user_id, d.item_id, d.timestamp, d.item_name}
     not_served = {d.item_id, d.timestamp, d.item_name} | {
-        f.name for f in profile.features if f.source in ("item", "interaction")
+        f.name for f in profile.features if f.source in ("item", "interaction") and not f.derived
     }
     numeric = {f.name for f in profile.features if f.kind == "numeric"} | {d.timestamp}
     schema.default_environment[:] = ["TRAINING", SERVING]

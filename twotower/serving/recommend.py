@@ -14,6 +14,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import time  # noqa: E402
 from typing import Dict, List, Mapping, Optional, Sequence  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
@@ -64,12 +65,14 @@ def user_row(data_dir: str, profile: Profile, user_id: str) -> Dict[str, str]:
 def query_inputs(
     signature: tf.types.experimental.ConcreteFunction, values: Sequence[Mapping[str, str]]
 ) -> Dict[str, tf.Tensor]:
-    """Returns ``[batch]`` input tensors for ``signature`` from string cells; '' means missing."""
+    """Returns ``[batch]`` input tensors for ``signature`` from string cells; '' means missing (0 for integers)."""
     inputs = {}
     for name, spec in signature.structured_input_signature[1].items():
         cells = [row.get(name, "") for row in values]
         if spec.dtype == tf.string:
             inputs[name] = tf.constant(cells, tf.string)
+        elif spec.dtype.is_integer:
+            inputs[name] = tf.constant([int(float(c)) if c != "" else 0 for c in cells], spec.dtype)
         else:
             inputs[name] = tf.constant([float(c) if c != "" else float("nan") for c in cells], spec.dtype)
     return inputs
@@ -87,6 +90,7 @@ def recommend(
     profile = load_profile_of(version_dir)
     row = user_row(data_dir, profile, user_id) if data_dir else {}
     row = {**row, profile.data.user_id: user_id}
+    row.setdefault(profile.data.timestamp, str(int(time.time())))  # time features read the request's time
     signature = tf.saved_model.load(version_dir).signatures["serving_default"]
     out = signature(**query_inputs(signature, [row]))
     ids, names, scores = (out[key].numpy()[0][:k] for key in ("item_ids", "item_names", "scores"))

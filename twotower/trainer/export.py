@@ -1,7 +1,8 @@
 """Export: one SavedModel with the transform graph, both towers and the catalogue.
 
 Signatures (all take raw features as ``[batch]`` tensors, named as the CSV
-columns of the profile, so TF Serving clients send plain JSON values):
+columns of the profile, so TF Serving clients send plain JSON values; a dense
+vector column is ``[batch, dim]`` float32, a JSON list per instance):
 
 - ``serving_default``: query features -> ``item_ids`` ``[batch, K]`` string,
   ``item_names`` ``[batch, K]`` string, ``scores`` ``[batch, K]`` float32; exact
@@ -9,8 +10,8 @@ columns of the profile, so TF Serving clients send plain JSON values):
 - ``query_embedding``: query features -> ``embedding`` ``[batch, dim]`` float32.
 - ``candidate_embedding``: item features -> ``embedding`` ``[batch, dim]`` float32.
 
-A string feature sent as "" and a numeric feature sent as NaN count as missing
-where the data contract allows a feature to be missing.
+A string feature sent as "" and a numeric feature (or any value of a vector)
+sent as NaN count as missing where the data contract allows a feature to be missing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Dict, Mapping, Sequence, Union  # noqa: E402
+from typing import Dict, Mapping, Optional, Sequence, Union  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
@@ -27,9 +28,22 @@ import tensorflow_transform as tft  # noqa: E402
 FeatureSpec = Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]
 
 
-def input_signature(names: Sequence[str], raw_spec: Mapping[str, FeatureSpec]) -> Dict[str, tf.TensorSpec]:
-    """Returns ``[batch]`` TensorSpecs named after the raw features ``names``."""
-    return {n: tf.TensorSpec([None], raw_spec[n].dtype, name=n) for n in names}
+def vector_dims(tft_output: tft.TFTransformOutput, names: Sequence[str]) -> Dict[str, int]:
+    """Returns {name: dim} of the dense vector columns among raw ``names`` (floats kept as ``[batch, dim]``)."""
+    raw, out = tft_output.raw_feature_spec(), tft_output.transformed_feature_spec()
+    return {
+        n: int(out[n].shape[0])
+        for n in names
+        if raw[n].dtype == tf.float32 and n in out and len(out[n].shape) == 1 and out[n].dtype == tf.float32
+    }
+
+
+def input_signature(
+    names: Sequence[str], raw_spec: Mapping[str, FeatureSpec], dims: Optional[Mapping[str, int]] = None
+) -> Dict[str, tf.TensorSpec]:
+    """Returns TensorSpecs named after the raw features ``names``: ``[batch]``, or ``[batch, dim]`` for ``dims``."""
+    dims = dims or {}
+    return {n: tf.TensorSpec([None, dims[n]] if n in dims else [None], raw_spec[n].dtype, name=n) for n in names}
 
 
 def to_raw(features: Mapping[str, tf.Tensor], raw_spec: Mapping[str, FeatureSpec]) -> Dict[str, tf.Tensor]:
@@ -37,10 +51,16 @@ def to_raw(features: Mapping[str, tf.Tensor], raw_spec: Mapping[str, FeatureSpec
 
     Fixed-length features become ``[batch, 1]``; features the contract lets be
     missing become SparseTensors ``[batch, 1]`` without the '' / NaN entries.
+    Vectors ``[batch, dim]`` stay as they are, or become SparseTensors without
+    their NaN and zero values (Transform fills both back in as zeros).
     """
     raw = {}
     for name, value in features.items():
-        if isinstance(raw_spec[name], tf.io.FixedLenFeature):
+        fixed = isinstance(raw_spec[name], tf.io.FixedLenFeature)
+        if value.shape.rank == 2:
+            raw[name] = value if fixed else tf.sparse.from_dense(tf.where(tf.math.is_finite(value), value, 0.0))
+            continue
+        if fixed:
             raw[name] = tf.expand_dims(value, -1)
             continue
         present = tf.not_equal(value, "") if value.dtype == tf.string else tf.math.is_finite(value)
@@ -79,12 +99,12 @@ class RetrievalModule(tf.Module):
         self.top_k = min(top_k, int(item_embeddings.shape[0]))
         raw_spec = tft_output.raw_feature_spec()
         self._raw_spec = {n: raw_spec[n] for n in list(query_features) + list(item_features)}
-        self.serve = tf.function(self._serve, input_signature=[input_signature(query_features, raw_spec)])
-        self.query_embedding = tf.function(
-            self._query_embedding, input_signature=[input_signature(query_features, raw_spec)]
-        )
+        dims = vector_dims(tft_output, list(self._raw_spec))
+        query_signature = [input_signature(query_features, raw_spec, dims)]
+        self.serve = tf.function(self._serve, input_signature=query_signature)
+        self.query_embedding = tf.function(self._query_embedding, input_signature=query_signature)
         self.candidate_embedding = tf.function(
-            self._candidate_embedding, input_signature=[input_signature(item_features, raw_spec)]
+            self._candidate_embedding, input_signature=[input_signature(item_features, raw_spec, dims)]
         )
 
     def _transform(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:

@@ -2,8 +2,12 @@
 
 Both towers read the transformed features (see twotower.transform.features):
 the query tower the user id plus user and interaction features, the candidate
-tower the item id plus item features. Each returns L2-normalised embeddings
-``[batch, embedding_dim]`` float32, so a dot product is a cosine similarity.
+tower the item id plus item features. Each feature becomes one part of the MLP
+input (``TowerInput``): an embedding of an index (categorical, quantile bucket,
+cross), the mean embedding of a bag of token indices (text), a linear
+projection (dense vectors) or the floats as they are (z-scores, time). Each
+tower returns L2-normalised embeddings ``[batch, embedding_dim]`` float32, so a
+dot product is a cosine similarity.
 """
 
 from __future__ import annotations
@@ -12,15 +16,29 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Dict, Mapping, Sequence  # noqa: E402
+import dataclasses  # noqa: E402
+from typing import Dict, List, Mapping, Sequence  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from twotower.config import Profile  # noqa: E402
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID  # noqa: E402
+from twotower.config import Feature, Profile  # noqa: E402
+from twotower.transform.features import (  # noqa: E402
+    ITEM_ID,
+    NUM_OOV_BUCKETS,
+    USER_ID,
+    table_size,
+    vocabulary_features,
+)
 
 _WIDTHS = ((50, 8), (500, 16), (5_000, 32), (50_000, 64), (500_000, 128))
+QUERY_SOURCES = ("user", "interaction")
+CANDIDATE_SOURCES = ("item",)
+
+EMBEDDING = "embedding"  # int64 [batch] index -> [batch, width]
+BAG = "bag"  # int64 [batch, L] indices padded with -1 -> mean embedding [batch, width]
+PROJECTION = "projection"  # float32 [batch, d] -> Dense(width) [batch, width]
+FLOATS = "floats"  # float32 [batch] or [batch, k], used as they are
 
 
 def embedding_width(cardinality: int) -> int:
@@ -31,44 +49,87 @@ def embedding_width(cardinality: int) -> int:
     return 256
 
 
+@dataclasses.dataclass(frozen=True)
+class TowerInput:
+    """How a tower reads one transformed feature: ``kind`` (EMBEDDING, BAG, PROJECTION, FLOATS) and sizes."""
+
+    name: str
+    kind: str
+    size: int = 0  # EMBEDDING, BAG: table size (OOV included)
+    width: int = 0  # EMBEDDING, BAG: embedding width; PROJECTION: output units
+
+
+def tower_input(feature: Feature, sizes: Mapping[str, int]) -> TowerInput:
+    """Returns how a tower reads ``feature``; ``sizes`` maps vocabulary features to table sizes (OOV included).
+
+    Embedding widths follow ``embedding_width`` of the table size (of ``dim`` for a
+    dense projection) unless the feature sets ``embedding_dim``.
+    """
+    if feature.kind == "dense":
+        return TowerInput(feature.name, PROJECTION, width=feature.embedding_dim or embedding_width(feature.dim))
+    if feature.kind in ("categorical", "text"):
+        size = sizes[feature.name]
+    else:
+        size = table_size(feature)
+    if not size:
+        return TowerInput(feature.name, FLOATS)
+    kind = BAG if feature.kind == "text" else EMBEDDING
+    return TowerInput(feature.name, kind, size=size, width=feature.embedding_dim or embedding_width(size))
+
+
+def tower_inputs(profile: Profile, sizes: Mapping[str, int], sources: Sequence[str]) -> List[TowerInput]:
+    """Returns the ``TowerInput`` of every model feature of ``sources``, in profile order."""
+    return [tower_input(f, sizes) for f in profile.model_features if f.source in sources]
+
+
 class Tower(tf.keras.Model):
-    """Id embedding + categorical embeddings + numeric features -> MLP -> unit vector."""
+    """Id embedding + one part per feature (``TowerInput``) -> MLP -> unit vector."""
 
     def __init__(
         self,
         id_feature: str,
-        vocab_sizes: Mapping[str, int],
-        categorical: Sequence[str],
-        numeric: Sequence[str],
+        id_size: int,
+        inputs: Sequence[TowerInput],
         embedding_dim: int,
         hidden_units: Sequence[int],
         **kwargs,
     ):
-        """``vocab_sizes`` maps id and categorical feature names to table sizes (OOV included)."""
+        """``id_size``: the id table size (OOV included); the id embedding and the output are ``embedding_dim`` wide."""
         super().__init__(**kwargs)
         self.id_feature = id_feature
-        self.categorical = list(categorical)
-        self.numeric = list(numeric)
-        self.id_embedding = tf.keras.layers.Embedding(vocab_sizes[id_feature], embedding_dim)
-        self.embeddings = {
-            name: tf.keras.layers.Embedding(vocab_sizes[name], embedding_width(vocab_sizes[name]))
-            for name in self.categorical
-        }
+        self.specs = list(inputs)
+        self.id_embedding = tf.keras.layers.Embedding(id_size, embedding_dim)
+        self.parts = {}
+        for spec in self.specs:
+            if spec.kind in (EMBEDDING, BAG):
+                self.parts[spec.name] = tf.keras.layers.Embedding(spec.size, spec.width)
+            elif spec.kind == PROJECTION:
+                self.parts[spec.name] = tf.keras.layers.Dense(spec.width)
         layers = [tf.keras.layers.Dense(units, activation="relu") for units in hidden_units]
         self.mlp = tf.keras.Sequential(layers + [tf.keras.layers.Dense(embedding_dim)])
 
+    def _part(self, spec: TowerInput, x: tf.Tensor) -> tf.Tensor:
+        """Returns ``[batch, width]`` float32 for one transformed feature ``x``."""
+        if spec.kind == EMBEDDING:
+            return self.parts[spec.name](x)
+        if spec.kind == BAG:
+            present = tf.cast(x >= 0, tf.float32)[:, :, None]  # [batch, L, 1]
+            vectors = self.parts[spec.name](tf.maximum(x, 0)) * present
+            return tf.math.divide_no_nan(tf.reduce_sum(vectors, axis=1), tf.reduce_sum(present, axis=1))
+        x = tf.cast(x, tf.float32)
+        x = tf.expand_dims(x, -1) if x.shape.rank == 1 else x
+        return self.parts[spec.name](x) if spec.kind == PROJECTION else x
+
     def call(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
-        """Returns ``[batch, embedding_dim]`` float32 unit vectors for ``features`` of shape ``[batch]``."""
+        """Returns ``[batch, embedding_dim]`` float32 unit vectors for transformed ``features`` (``[batch, ...]``)."""
         parts = [self.id_embedding(features[self.id_feature])]
-        parts += [self.embeddings[name](features[name]) for name in self.categorical]
-        parts += [tf.expand_dims(tf.cast(features[name], tf.float32), -1) for name in self.numeric]
+        parts += [self._part(spec, features[spec.name]) for spec in self.specs]
         return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
 
 
 def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str, int]:
-    """Returns the embedding table size (vocabulary + OOV) of every id and categorical feature."""
-    names = [USER_ID, ITEM_ID] + [f.name for f in profile.model_features if f.kind == "categorical"]
-    return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in names}
+    """Returns the table size (vocabulary + OOV) of the ids and every categorical and text model feature."""
+    return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in vocabulary_features(profile)}
 
 
 def build_towers(profile: Profile, tft_output: tft.TFTransformOutput) -> tuple[Tower, Tower]:
@@ -77,15 +138,10 @@ def build_towers(profile: Profile, tft_output: tft.TFTransformOutput) -> tuple[T
     sizes = vocab_sizes(profile, tft_output)
 
     def tower(id_feature: str, sources: Sequence[str], name: str) -> Tower:
-        feats = [f for f in profile.model_features if f.source in sources]
-        return Tower(
-            id_feature,
-            sizes,
-            categorical=[f.name for f in feats if f.kind == "categorical"],
-            numeric=[f.name for f in feats if f.kind == "numeric"],
-            embedding_dim=t.embedding_dim,
-            hidden_units=t.hidden_units,
-            name=name,
-        )
+        inputs = tower_inputs(profile, sizes, sources)
+        return Tower(id_feature, sizes[id_feature], inputs, t.embedding_dim, t.hidden_units, name=name)
 
-    return tower(USER_ID, ("user", "interaction"), "query_tower"), tower(ITEM_ID, ("item",), "candidate_tower")
+    return (
+        tower(USER_ID, QUERY_SOURCES, "query_tower"),
+        tower(ITEM_ID, CANDIDATE_SOURCES, "candidate_tower"),
+    )

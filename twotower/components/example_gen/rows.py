@@ -3,8 +3,9 @@
 Checks, in order: the line parses as CSV; it has as many fields as the header;
 id columns are not empty; numeric columns parse as finite numbers; the
 timestamp parses with the profile's format; numbers and timestamps lie inside
-the contract's ranges (the schema's float_domain / int_domain). Unknown users
-and items are checked later, at the join.
+the contract's ranges (the schema's float_domain / int_domain); a dense vector
+cell holds exactly its feature's ``dim`` finite numbers, space-separated.
+Unknown users and items are checked later, at the join.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ OUT_OF_RANGE = "out_of_range"
 UNKNOWN_USER = "unknown_user"
 UNKNOWN_ITEM = "unknown_item"
 DUPLICATE_ID = "duplicate_id"
+BAD_VECTOR = "bad_vector"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +57,13 @@ class TableSpec:
     ranges: Mapping[str, Range]
     timestamp: str = ""
     timestamp_format: str = ""
+    vectors: Mapping[str, int] = dataclasses.field(default_factory=dict)  # dense vector column -> length
 
 
 def profile_columns(profile: Profile) -> Dict[str, Tuple[str, ...]]:
     """Returns {file name: the columns read from it} for the users, items and interactions files."""
     d = profile.data
-    names = lambda source: tuple(f.name for f in profile.features_of(source))  # noqa: E731
+    names = lambda source: tuple(f.name for f in profile.columns_of(source))  # noqa: E731
     return {
         d.users: (d.user_id,) + names("user"),
         d.items: (d.item_id, d.item_name) + names("item"),
@@ -74,6 +77,7 @@ def table_specs(
     """Returns {'users', 'items', 'interactions'} -> TableSpec, given each file's header (keyed by file name)."""
     d = profile.data
     numeric = {f.name for f in profile.features if f.kind == "numeric"}
+    vectors = {f.name: f.dim for f in profile.features if f.kind == "dense"}
     columns_of = profile_columns(profile)
 
     def spec(file: str, ids: Tuple[str, ...], **kw: str) -> TableSpec:
@@ -85,6 +89,7 @@ def table_specs(
             ids=ids,
             numeric=tuple(c for c in columns if c in numeric),
             ranges={c: ranges[c] for c in columns if c in ranges},
+            vectors={c: vectors[c] for c in columns if c in vectors},
             **kw,
         )
 
@@ -116,6 +121,7 @@ class RowParser:
         self._ids = set(spec.ids)
         self._numeric = set(spec.numeric)
         self._ranges = dict(spec.ranges)
+        self._vectors = dict(spec.vectors)
         self._parse_time = TimestampParser(spec.timestamp_format) if spec.timestamp else None
 
     def __call__(self, raw: bytes) -> Union[Record, Reject]:
@@ -151,6 +157,12 @@ class RowParser:
                 if not math.isfinite(number):
                     return Reject(NOT_A_NUMBER, f"column '{column}': {value!r} is not a number")
                 record[column] = number
+            elif column in self._vectors:
+                vector = parse_vector(value, self._vectors[column])
+                if isinstance(vector, str):
+                    return Reject(BAD_VECTOR, f"column '{column}': {vector}")
+                record[column] = vector
+                continue
             else:
                 record[column] = value
                 continue
@@ -158,6 +170,23 @@ class RowParser:
             if (lo is not None and number < lo) or (hi is not None and number > hi):
                 return Reject(OUT_OF_RANGE, f"column '{column}': {value} is outside [{_bound(lo)}, {_bound(hi)}]")
         return record
+
+
+def parse_vector(cell: str, dim: int) -> Union[Tuple[float, ...], str]:
+    """Returns the ``dim`` floats of a space-separated vector cell, or why it is not one."""
+    parts = cell.split()
+    if len(parts) != dim:
+        return f"has {len(parts)} values, the profile's dim is {dim}"
+    vector = []
+    for part in parts:
+        try:
+            number = float(part)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            return f"{part!r} is not a finite number"
+        vector.append(number)
+    return tuple(vector)
 
 
 def _varint(n: int) -> bytes:
@@ -199,6 +228,10 @@ def encode_features(record: Record, int_columns: Iterable[str] = ()) -> bytes:
             feature = b"\x1a" + _size(len(inner)) + inner  # int64_list { value: packed varint }
         elif isinstance(value, float):
             feature = b"\x12\x06\x0a\x04" + struct.pack("<f", value)  # float_list { value: packed float }
+        elif isinstance(value, tuple):
+            packed = struct.pack(f"<{len(value)}f", *value)
+            inner = b"\x0a" + _size(len(packed)) + packed
+            feature = b"\x12" + _size(len(inner)) + inner  # float_list { value: packed floats }
         else:
             data = str(value).encode()
             inner = b"\x0a" + _size(len(data)) + data
@@ -214,5 +247,8 @@ def wrap_example(features: bytes) -> bytes:
 
 
 def to_example(record: Record, int_columns: Iterable[str] = ()) -> bytes:
-    """Returns ``record`` as a serialized tf.train.Example: floats, int64s for ``int_columns``, else bytes."""
+    """Returns ``record`` as a serialized tf.train.Example: floats, float lists (tuples), int64s, else bytes.
+
+    Integers are written as int64 for ``int_columns`` only.
+    """
     return wrap_example(encode_features(record, int_columns))

@@ -1,0 +1,74 @@
+"""The served model with every feature kind: a timestamp in the query, a dense vector per item."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from tests.transform.test_feature_kinds import START, analyze_and_transform, feature_profile
+from twotower.trainer import export, towers
+from twotower.transform.features import raw_inputs
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tf.keras.utils.set_random_seed(0)
+    profile = feature_profile()
+    out = str(tmp_path_factory.mktemp("tft_out"))
+    analyze_and_transform(profile, str(tmp_path_factory.mktemp("tft")), out)
+    tft_output = tft.TFTransformOutput(out)
+    query_tower, candidate_tower = towers.build_towers(profile, tft_output)
+    query_raw, item_raw = raw_inputs(profile)
+    module = export.RetrievalModule(
+        tft_output,
+        query_tower,
+        candidate_tower,
+        query_raw,
+        item_raw,
+        item_ids=tf.constant([b"a0", b"a1", b"a2"]),
+        item_names=tf.constant([b"zero", b"one", b"two"]),
+        item_embeddings=tf.math.l2_normalize(tf.random.normal([3, profile.trainer.embedding_dim]), axis=1),
+        top_k=2,
+    )
+    path = str(tmp_path_factory.mktemp("model"))
+    export.export(module, path, profile.to_json())
+    return profile, tf.saved_model.load(path).signatures
+
+
+def test_query_signature_takes_the_timestamp_as_int64_seconds(served):
+    profile, signatures = served
+    spec = signatures["serving_default"].structured_input_signature[1]
+    assert {n: (s.dtype, s.shape.as_list()) for n, s in spec.items()} == {
+        "customer_id": (tf.string, [None]),
+        "age": (tf.float32, [None]),
+        "club": (tf.string, [None]),
+        "ts": (tf.int64, [None]),
+    }
+    out = signatures["serving_default"](
+        customer_id=tf.constant(["u1", "stranger"]),
+        age=tf.constant([31.0, math.nan]),
+        club=tf.constant(["ACTIVE", ""]),
+        ts=tf.constant([START, START + 86400 * 365], tf.int64),
+    )
+    assert out["item_ids"].shape == (2, 2) and out["scores"].shape == (2, 2)
+
+
+def test_candidate_signature_takes_vectors_and_nan_means_missing(served):
+    _, signatures = served
+    candidate = signatures["candidate_embedding"]
+    spec = candidate.structured_input_signature[1]
+    assert (spec["vec"].dtype, spec["vec"].shape.as_list()) == (tf.float32, [None, 3])
+    items = {
+        "article_id": tf.constant(["a1", "a1", "a1"]),
+        "desc": tf.constant(["Soft cotton T-shirt", "Soft cotton T-shirt", "Soft cotton T-shirt"]),
+        "genres": tf.constant(["Comedy"] * 3),
+        "type": tf.constant(["Top"] * 3),
+        "colour": tf.constant(["Black"] * 3),
+        "vec": tf.constant([[1.0, 2.0, 3.0], [math.nan] * 3, [0.0, 0.0, 0.0]]),
+    }
+    embeddings = candidate(**items)["embedding"].numpy()
+    assert np.linalg.norm(embeddings, axis=1) == pytest.approx(np.ones(3), abs=1e-5)
+    assert embeddings[1] == pytest.approx(embeddings[2], abs=1e-6)  # a missing vector is the zero vector
+    assert np.abs(embeddings[0] - embeddings[2]).max() > 1e-4
