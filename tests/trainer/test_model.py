@@ -1,36 +1,148 @@
-"""The two-tower model's loss options, on tiny hand-made batches (real TFRS, real Keras)."""
+"""The two-tower model's loss options on hand-made embeddings, checked against hand-computed losses.
+
+The towers here are fixed lookup tables, so every score is known: the real
+TFRS Retrieval task and our options over it are what is under test.
+"""
+
+import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from twotower.trainer import model, towers
+from twotower.trainer import model
 from twotower.transform.features import ITEM_ID, USER_ID
 
-
-def test_sampling_probability_is_smoothed_frequency():
-    # counts [3, 1, 0] + 1 -> [4, 2, 1] / 7
-    assert model.sampling_probability(np.array([3, 1, 0])) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
-    # strength 2 squares them: the loss then subtracts 2 * log q
-    assert model.sampling_probability(np.array([3, 1, 0]), 2.0) == pytest.approx([16 / 49, 4 / 49, 1 / 49])
-
-
-def _model(probability):
-    tf.keras.utils.set_random_seed(0)
-    sizes = {USER_ID: 5, ITEM_ID: 4}
-    query = towers.Tower(USER_ID, sizes, [], [], embedding_dim=8, hidden_units=[8])
-    candidate = towers.Tower(ITEM_ID, sizes, [], [], embedding_dim=8, hidden_units=[8])
-    return model.TwoTowerModel(query, candidate, temperature=0.5, item_probability=probability)
+# 4 users, 4 items in 2-d, unit vectors: user u likes item u most.
+ANGLES = np.array([0.0, 0.5, 1.0, 1.5])
+USERS = np.stack([np.cos(ANGLES), np.sin(ANGLES)], axis=1).astype(np.float32)
+ITEMS = np.stack([np.cos(ANGLES + 0.1), np.sin(ANGLES + 0.1)], axis=1).astype(np.float32)
+BATCH = {USER_ID: tf.constant([0, 1, 2, 3], tf.int64), ITEM_ID: tf.constant([0, 1, 2, 3], tf.int64)}
+TEMPERATURE = 0.5
 
 
-def _loss(two_tower) -> float:
-    batch = {USER_ID: tf.constant([0, 1, 2, 3]), ITEM_ID: tf.constant([0, 1, 2, 3])}
+class Lookup(tf.keras.Model):
+    """A tower that returns fixed rows of ``table`` for ``features[name]``."""
+
+    def __init__(self, name: str, table: np.ndarray):
+        super().__init__()
+        self.key, self.table = name, tf.constant(table)
+
+    def call(self, features):
+        return tf.gather(self.table, features[self.key])
+
+
+def _model(frequency=None, item_table=None, **kwargs) -> model.TwoTowerModel:
+    return model.TwoTowerModel(
+        Lookup(USER_ID, USERS),
+        Lookup(ITEM_ID, ITEMS),
+        TEMPERATURE,
+        item_frequency=frequency,
+        item_table=item_table,
+        **kwargs,
+    )
+
+
+def _loss(two_tower, batch=BATCH) -> float:
     return float(two_tower.compute_loss(batch))
 
 
-def test_logq_correction_changes_the_loss_only_when_sampling_is_uneven():
-    plain = _loss(_model(None))
-    # a uniform q shifts every logit by the same log(1/4): softmax and loss are unchanged
-    assert _loss(_model(np.full(4, 0.25, np.float32))) == pytest.approx(plain, rel=1e-5)
-    # an uneven q changes the logits item by item
-    assert abs(_loss(_model(np.array([0.7, 0.1, 0.1, 0.1], np.float32))) - plain) > 1e-3
+def _logits() -> np.ndarray:
+    return USERS @ ITEMS.T / TEMPERATURE
+
+
+def test_item_frequency_is_add_one_smoothed():
+    # counts [3, 1, 0] + 1 -> [4, 2, 1] / 7
+    assert model.item_frequency(np.array([3, 1, 0])) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+
+
+def test_softmax_loss_is_the_summed_in_batch_cross_entropy():
+    logits = _logits()
+    expected = sum(np.log(np.exp(row).sum()) - row[i] for i, row in enumerate(logits))
+    assert _loss(_model()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_logq_correction_subtracts_strength_times_log_q():
+    q = np.array([0.7, 0.1, 0.1, 0.1], np.float32)
+    for strength in (1.0, 2.0):
+        logits = _logits() - strength * np.log(q)[None, :]
+        expected = sum(np.log(np.exp(row).sum()) - row[i] for i, row in enumerate(logits))
+        assert _loss(_model(q, logq_strength=strength)) == pytest.approx(expected, rel=1e-5)
+    # a uniform q shifts every logit alike: the loss is the uncorrected one
+    assert _loss(_model(np.full(4, 0.25, np.float32))) == pytest.approx(_loss(_model()), rel=1e-5)
+
+
+def test_accidental_hits_are_removed():
+    # rows 0 and 1 bought the same item 0: neither counts it as the other's negative
+    batch = {USER_ID: tf.constant([0, 1], tf.int64), ITEM_ID: tf.constant([0, 0], tf.int64)}
+    logits = USERS[:2] @ ITEMS[[0, 0]].T / TEMPERATURE
+    assert _loss(_model(), batch) == pytest.approx(0.0, abs=1e-5)
+    assert float(np.log(np.exp(logits[0]).sum()) - logits[0, 0]) > 0.1  # what it would be with the hit
+
+
+def test_bpr_averages_softplus_of_negative_minus_positive():
+    two_tower = _model()
+    two_tower.set_loss("bpr")
+    logits = _logits()
+    expected = sum(
+        np.mean([math.log1p(math.exp(row[j] - row[i])) for j in range(4) if j != i]) for i, row in enumerate(logits)
+    )
+    assert _loss(two_tower) == pytest.approx(expected, rel=1e-5)
+
+
+def test_hard_negatives_keep_the_highest_scoring_negatives():
+    two_tower = _model()
+    two_tower.set_loss("softmax", hard_negatives=1)
+    logits = _logits()
+    expected = 0.0
+    for i, row in enumerate(logits):
+        hardest = max(row[j] for j in range(4) if j != i)
+        expected += math.log(math.exp(row[i]) + math.exp(hardest)) - row[i]
+    assert _loss(two_tower) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sampled_negatives_join_every_querys_candidates():
+    table = {ITEM_ID: np.arange(4, dtype=np.int64)}
+    two_tower = _model(item_table=table)
+    two_tower.set_loss("softmax", negatives=64)
+    tf.random.set_seed(0)
+    with_negatives = _loss(two_tower)
+    # 64 extra candidates drawn from the 4 items make every softmax denominator larger
+    assert with_negatives > _loss(_model()) + 1.0
+    with pytest.raises(ValueError, match="item_table"):
+        _model().set_loss("softmax", negatives=8)
+
+
+class FixedDraws(model.TwoTowerModel):
+    """The model with known 'uniform' draws."""
+
+    def sample_rows(self):
+        return tf.constant([0, 0, 2, 3, 3, 3], tf.int64)
+
+
+def test_mixed_sampling_probability_covers_both_samplers():
+    # q(i) = (B p_i + M / n) / (B + M): B = 4 in-batch, M = 6 uniform over the n = 4 items
+    p = np.array([0.4, 0.3, 0.2, 0.1], np.float32)
+    table = {ITEM_ID: np.arange(4, dtype=np.int64)}
+    two_tower = FixedDraws(
+        Lookup(USER_ID, USERS), Lookup(ITEM_ID, ITEMS), TEMPERATURE, item_frequency=p, item_table=table
+    )
+    two_tower.set_loss("softmax", negatives=6)
+    ids = np.array([0, 1, 2, 3, 0, 0, 2, 3, 3, 3])
+    q = (4 * p[ids] + 6 / 4) / (4 + 6)
+    logits = USERS @ ITEMS[ids].T / TEMPERATURE - np.log(q)[None, :]
+    expected = 0.0
+    for i, row in enumerate(logits):
+        keep = [j for j in range(len(ids)) if j == i or ids[j] != ids[i]]  # accidental hits removed
+        expected += np.log(np.exp(row[keep]).sum()) - row[i]
+    assert _loss(two_tower) == pytest.approx(expected, rel=1e-5)
+
+
+def test_temperature_is_learnable_only_when_asked():
+    fixed, learned = _model(), _model(learn_temperature=True)
+    assert float(fixed.temperature) == pytest.approx(TEMPERATURE)
+    assert fixed.log_temperature not in fixed.trainable_variables
+    assert any(v is learned.log_temperature for v in learned.trainable_variables)
+    with tf.GradientTape() as tape:
+        loss = learned.compute_loss(BATCH)
+    assert float(tape.gradient(loss, learned.log_temperature)) != 0.0

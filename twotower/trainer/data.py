@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Dict, Iterable, List, Mapping  # noqa: E402
+from typing import Dict, Iterable, List, Mapping, Optional  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
@@ -35,19 +35,19 @@ def transformed_dataset(
     patterns: Iterable[str],
     tft_output: tft.TFTransformOutput,
     raw_features: Iterable[str],
-    keep: Iterable[str],
+    keep: Optional[Iterable[str]] = None,
 ) -> tf.data.Dataset:
-    """Returns unbatched examples: dicts of the transformed features named in ``keep``, each ``[]``.
+    """Returns unbatched examples: dicts of the transformed features named in ``keep`` (default: all).
 
     Only the ``raw_features`` are parsed, so catalog examples (item columns only)
     and interaction examples go through the same transform graph.
     """
     spec = {name: tft_output.raw_feature_spec()[name] for name in raw_features}
     layer = tft_output.transform_features_layer()
-    names = list(keep)
+    names = None if keep is None else list(keep)
 
     def transform(raw: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         out = layer(raw)
-        return {name: out[name] for name in names}
+        return out if names is None else {name: out[name] for name in names}
 
     return raw_dataset(patterns, spec).map(transform).unbatch()

@@ -1,12 +1,26 @@
-"""The TFRS two-tower model and its loss (towers live in towers.py)."""
+"""The TFRS two-tower model and its loss options (towers live in towers.py).
+
+Every option is a candidate set plus a TFRS Retrieval task over it:
+
+- in-batch softmax: each query's positive against the other rows' items,
+  logQ-corrected (score - strength * log q(item)) and with accidental hits
+  (the same item in another row) removed;
+- ``negatives`` M: M items drawn uniformly from the vocabulary join every
+  query's candidates (mixed negative sampling), their features looked up in the
+  catalogue table; q then mixes the two samplers;
+- ``hard_negatives`` h: per query only the h highest-scoring negatives count;
+- ``loss: bpr``: pairwise log-sigmoid of positive minus each negative instead of
+  the softmax.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Dict, Optional  # noqa: E402
+from typing import Dict, Mapping, Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -15,25 +29,47 @@ import tensorflow_recommenders as tfrs  # noqa: E402
 from twotower.trainer.towers import Tower  # noqa: E402
 from twotower.transform.features import ITEM_ID  # noqa: E402
 
+# TFRS marks removed accidental hits by adding this to their logits.
+_REMOVED = tfrs.layers.loss.MIN_FLOAT / 2
 
-def sampling_probability(item_counts: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Returns ``[n_items]`` float32 probabilities that an in-batch negative is each item, raised to ``strength``.
+
+def item_frequency(item_counts: np.ndarray) -> np.ndarray:
+    """Returns ``[n_items]`` float32 add-one-smoothed training frequencies of each item index.
 
     In-batch negatives are the other rows' items, so an item is sampled in
-    proportion to its training count. Add-one smoothing keeps unseen items
-    (and the OOV bucket) finite under the log. ``strength`` < 1 corrects only
-    part of the popularity bias (the loss subtracts strength * log q).
+    proportion to its training count; smoothing keeps unseen items (and the OOV
+    bucket) finite under the log.
     """
     counts = np.asarray(item_counts, dtype=np.float64) + 1.0
-    return ((counts / counts.sum()) ** strength).astype(np.float32)
+    return (counts / counts.sum()).astype(np.float32)
+
+
+class BPRLoss(tf.keras.losses.Loss):
+    """Bayesian personalised ranking: mean over negatives of softplus(negative - positive) per query.
+
+    Takes the Retrieval task's ``y_true`` (one-hot positives) and ``y_pred``
+    (logits ``[queries, candidates]``); removed accidental hits do not count.
+    Summed over queries like TFRS's softmax loss.
+    """
+
+    def __init__(self):
+        super().__init__(reduction=tf.keras.losses.Reduction.SUM, name="bpr")
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        y_true = tf.cast(y_true, y_pred.dtype)
+        positive = tf.reduce_sum(y_true * y_pred, axis=1, keepdims=True)
+        negative = (1.0 - y_true) * tf.cast(y_pred > _REMOVED, y_pred.dtype)
+        pairwise = tf.math.softplus(y_pred - positive) * negative
+        return tf.math.divide_no_nan(tf.reduce_sum(pairwise, axis=1), tf.reduce_sum(negative, axis=1))
 
 
 class TwoTowerModel(tfrs.Model):
-    """In-batch softmax retrieval over (query, candidate) pairs; accidental hits removed.
+    """Two towers, a (learnable or fixed) temperature and the loss of the current phase.
 
-    With ``item_probability`` (``[n_items]``, see ``sampling_probability``) the
-    logits get the logQ correction (score - log q(item)), so popular items are not
-    pushed down merely for being frequent negatives.
+    ``item_frequency`` (``[n_items]``, see ``item_frequency``) turns on the logQ
+    correction with ``logq_strength``; ``item_table`` maps each transformed item
+    feature to ``[n_vocab, ...]`` values by item index, which the ``negatives``
+    option needs to embed sampled items. ``set_loss`` switches options between phases.
     """
 
     def __init__(
@@ -41,22 +77,69 @@ class TwoTowerModel(tfrs.Model):
         query_tower: Tower,
         candidate_tower: Tower,
         temperature: float,
-        item_probability: Optional[np.ndarray] = None,
+        learn_temperature: bool = False,
+        item_frequency: Optional[np.ndarray] = None,
+        logq_strength: float = 1.0,
+        item_table: Optional[Mapping[str, np.ndarray]] = None,
     ):
         super().__init__()
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
-        self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
-        self.item_probability = None if item_probability is None else tf.constant(item_probability, tf.float32)
+        self.log_temperature = tf.Variable(math.log(temperature), trainable=learn_temperature, name="log_temperature")
+        self.item_frequency = None if item_frequency is None else tf.constant(item_frequency, tf.float32)
+        self.logq_strength = logq_strength
+        self.item_table = {k: tf.constant(v) for k, v in (item_table or {}).items()}
+        self.set_loss()
+
+    @property
+    def temperature(self) -> tf.Tensor:
+        """The softmax temperature, a scalar float32 in [0.01, 10]."""
+        return tf.clip_by_value(tf.exp(self.log_temperature), 0.01, 10.0)
+
+    def set_loss(self, loss: str = "softmax", negatives: int = 0, hard_negatives: int = 0) -> None:
+        """Selects the loss options (see module docstring); retrace the train step afterwards."""
+        if negatives and not self.item_table:
+            raise ValueError("sampled negatives need the catalogue's item features (item_table)")
+        self.negatives = negatives
+        self.task = tfrs.tasks.Retrieval(
+            loss=BPRLoss() if loss == "bpr" else None,
+            remove_accidental_hits=True,
+            num_hard_negatives=hard_negatives or None,
+        )
+
+    def sample_rows(self) -> tf.Tensor:
+        """Returns ``[negatives]`` int64 item indices drawn uniformly from the item table."""
+        n_vocab = tf.shape(self.item_table[ITEM_ID], out_type=tf.int64)[0]
+        return tf.random.uniform([self.negatives], 0, n_vocab, dtype=tf.int64)
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        """Returns the scalar softmax loss of a batch of transformed ``features``."""
+        """Returns the scalar loss of a batch of transformed ``features`` under the current options."""
+        queries = self.query_tower(features)
+        candidates = self.candidate_tower(features)
+        ids = features[ITEM_ID]
+        if self.negatives:
+            rows = self.sample_rows()
+            sampled = {name: tf.gather(values, rows) for name, values in self.item_table.items()}
+            candidates = tf.concat([candidates, self.candidate_tower(sampled)], axis=0)
+            ids = tf.concat([ids, sampled[ITEM_ID]], axis=0)
         probability = None
-        if self.item_probability is not None:
-            probability = tf.gather(self.item_probability, features[ITEM_ID])
-        return self.task(
-            self.query_tower(features),
-            self.candidate_tower(features),
-            candidate_sampling_probability=probability,
-            candidate_ids=features[ITEM_ID],
-        )
+        if self.item_frequency is not None:
+            # a negative slot holds item i with probability (B p_i + M / n) / (B + M), n the table's items
+            probability = tf.gather(self.item_frequency, ids)
+            if self.negatives:
+                batch = tf.cast(tf.shape(queries)[0], tf.float32)
+                uniform = self.negatives / tf.cast(tf.shape(self.item_table[ITEM_ID])[0], tf.float32)
+                probability = (batch * probability + uniform) / (batch + self.negatives)
+            probability = tf.pow(probability, self.logq_strength)
+
+        def loss() -> tf.Tensor:
+            return self.task(
+                queries / self.temperature,
+                candidates,
+                candidate_sampling_probability=probability,
+                candidate_ids=ids,
+                compute_metrics=False,
+            )
+
+        # under MirroredStrategy the last, short batch can leave a replica with no rows
+        return tf.cond(tf.shape(queries)[0] > 0, loss, lambda: 0.0 * tf.reduce_sum(queries))

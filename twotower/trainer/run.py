@@ -13,7 +13,7 @@ from twotower.trainer.train import Paths, train  # noqa: E402
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains and exports; ``custom_config`` holds the profile JSON and the catalogue files."""
+    """Trains and exports; ``custom_config`` holds the profile JSON, the catalogue files and the checkpoint dir."""
     config = fn_args.custom_config
     paths = Paths(
         train=fn_args.train_files,
@@ -22,5 +22,6 @@ def run_fn(fn_args: FnArgs) -> None:
         transform_graph=fn_args.transform_output,
         serving_model_dir=fn_args.serving_model_dir,
         log_dir=fn_args.model_run_dir,
+        checkpoint_dir=config.get("checkpoint_dir", ""),
     )
     train(from_dict(json.loads(config["profile"]), where="custom_config"), paths)

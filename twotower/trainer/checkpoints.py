@@ -1,0 +1,90 @@
+"""Checkpoints every N steps and at phase ends, and resuming from the last one.
+
+A checkpoint holds the model, the optimizer (its step counter tells the phase
+plan where to resume), the weight average and the per-epoch history so far, so
+a killed run picks up where it stopped instead of starting over.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import json  # noqa: E402
+import logging  # noqa: E402
+from typing import Any, Dict, List, Optional  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+
+HISTORY_FILE = "history.json"
+
+
+class Checkpoints:
+    """A CheckpointManager over ``objects`` in ``directory`` plus the training history beside it."""
+
+    def __init__(self, directory: str, **objects: Any):
+        self.directory = directory
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        self.history: List[Dict[str, Any]] = []
+
+    def restore(self) -> Optional[str]:
+        """Restores the latest checkpoint and its history; returns its path, or None if there is none."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return None
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        history = os.path.join(self.directory, HISTORY_FILE)
+        if tf.io.gfile.exists(history):
+            with tf.io.gfile.GFile(history) as f:
+                self.history = json.load(f)
+        return path
+
+    def save(self, step: int) -> str:
+        """Writes a checkpoint numbered ``step`` and the history; returns its path."""
+        path = self.manager.save(checkpoint_number=step)
+        with tf.io.gfile.GFile(os.path.join(self.directory, HISTORY_FILE), "w") as f:
+            json.dump(self.history, f)
+        logging.info("Checkpoint at step %d: %s", step, path)
+        return path
+
+    def remove(self) -> None:
+        """Deletes the directory: a finished run is not resumed."""
+        if tf.io.gfile.exists(self.directory):
+            tf.io.gfile.rmtree(self.directory)
+
+
+class CheckpointCallback(tf.keras.callbacks.Callback):
+    """Saves every ``every_steps`` global steps (0: never mid-phase) and when a fit() ends."""
+
+    def __init__(self, checkpoints: Checkpoints, every_steps: int):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.every_steps = every_steps
+        self.step = 0
+
+    def on_train_begin(self, logs: Optional[Dict[str, float]] = None) -> None:
+        self.step = int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, float]] = None) -> None:
+        self.step += 1
+        if self.every_steps and self.step % self.every_steps == 0:
+            self.checkpoints.save(self.step)
+
+    def on_train_end(self, logs: Optional[Dict[str, float]] = None) -> None:
+        self.checkpoints.save(int(self.model.optimizer.iterations.numpy()))
+
+
+class HistoryCallback(tf.keras.callbacks.Callback):
+    """Appends each epoch's logs (loss, val_loss, learning_rate, ...) with its phase to the checkpoint history."""
+
+    def __init__(self, checkpoints: Checkpoints, phase: str):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.phase = phase
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, float]] = None) -> None:
+        record = {"epoch": epoch, "phase": self.phase}
+        record.update({k: float(v) for k, v in (logs or {}).items()})
+        self.checkpoints.history.append(record)

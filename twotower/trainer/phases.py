@@ -1,0 +1,183 @@
+"""The phased training schedule as Keras callbacks.
+
+``plan_steps`` lays the phases out on the global step axis (the optimizer's
+iteration count), so a resumed run knows which phase, epoch and batch it is in.
+``PhaseCallback`` switches the model's loss options and the learning-rate
+schedule when its phase begins, keeps the weight average of an ``ema`` phase,
+and writes phase boundaries, learning rate and temperature to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses  # noqa: E402
+from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+
+from twotower.config import PHASE_SCHEDULES, PhaseConfig  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseSteps:
+    """Where a phase sits on the global step axis."""
+
+    index: int
+    phase: PhaseConfig
+    steps_per_epoch: int
+    first_step: int  # global step at which the phase starts
+    first_epoch: int  # global epoch number of its first epoch
+
+    @property
+    def steps(self) -> int:
+        return self.steps_per_epoch * self.phase.epochs
+
+    @property
+    def last_step(self) -> int:
+        """The global step after its last batch."""
+        return self.first_step + self.steps
+
+
+def plan_steps(phases: Sequence[PhaseConfig], n_examples: int) -> List[PhaseSteps]:
+    """Returns each phase's steps for ``n_examples`` training examples (the last batch may be short)."""
+    out, step, epoch = [], 0, 0
+    for i, ph in enumerate(phases):
+        per_epoch = max(1, math.ceil(n_examples / ph.batch_size))
+        out.append(PhaseSteps(i, ph, per_epoch, step, epoch))
+        step += per_epoch * ph.epochs
+        epoch += ph.epochs
+    return out
+
+
+def position(plan: Sequence[PhaseSteps], step: int) -> Optional[tuple[PhaseSteps, int, int]]:
+    """Returns (phase, epoch within the phase, batches done in that epoch) at global ``step``; None when done."""
+    for p in plan:
+        if step < p.last_step:
+            done = step - p.first_step
+            return p, done // p.steps_per_epoch, done % p.steps_per_epoch
+    return None
+
+
+class PhaseSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate of the current phase at global step ``step``; the phase callback sets its variables.
+
+    Shapes within a phase of S steps starting at s0 with peak rate r:
+    constant r; cosine r * (1 + cos(pi * t)) / 2; warmup r * t (linear rise),
+    where t = (step - s0 + 1) / S.
+    """
+
+    def __init__(self):
+        self.peak = tf.Variable(0.0, trainable=False, name="phase_peak_rate")
+        self.first_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase_first_step")
+        self.steps = tf.Variable(1, dtype=tf.int64, trainable=False, name="phase_steps")
+        self.shape = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase_shape")
+
+    def set(self, phase: PhaseSteps) -> None:
+        """Starts ``phase``'s schedule."""
+        self.peak.assign(phase.phase.learning_rate)
+        self.first_step.assign(phase.first_step)
+        self.steps.assign(phase.steps)
+        self.shape.assign(PHASE_SCHEDULES.index(phase.phase.schedule))
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        done = tf.cast(tf.cast(step, tf.int64) - self.first_step + 1, tf.float32)
+        t = tf.clip_by_value(done / tf.cast(self.steps, tf.float32), 0.0, 1.0)
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * t))
+        factor = tf.gather(tf.stack([1.0, cosine, t]), self.shape)
+        return self.peak * factor
+
+    def get_config(self) -> Dict[str, Any]:
+        return {}
+
+
+class WeightAverage(tf.Module):
+    """An exponential moving average of a model's trainable variables (checkpointed with it)."""
+
+    def __init__(self, variables: Sequence[tf.Variable]):
+        super().__init__(name="weight_average")
+        self.variables_ = list(variables)
+        self.shadows = [tf.Variable(v, trainable=False, name="ema") for v in self.variables_]
+
+    @tf.function
+    def reset(self) -> None:
+        """Starts the average at the current weights."""
+        for shadow, v in zip(self.shadows, self.variables_, strict=True):
+            shadow.assign(v)
+
+    @tf.function
+    def update(self, decay: tf.Tensor) -> None:
+        """shadow = decay * shadow + (1 - decay) * weight."""
+        for shadow, v in zip(self.shadows, self.variables_, strict=True):
+            shadow.assign(decay * shadow + (1.0 - decay) * v)
+
+    @tf.function
+    def swap_in(self) -> None:
+        """Copies the average into the model's weights."""
+        for shadow, v in zip(self.shadows, self.variables_, strict=True):
+            v.assign(shadow)
+
+
+class PhaseCallback(tf.keras.callbacks.Callback):
+    """Runs one phase: loss options, learning-rate schedule, weight average, TensorBoard records.
+
+    ``resumed`` says the phase already ran partly (restored from a checkpoint),
+    so its weight average is the restored one rather than a fresh copy.
+    """
+
+    def __init__(
+        self,
+        phase: PhaseSteps,
+        schedule: PhaseSchedule,
+        average: WeightAverage,
+        log_dir: str,
+        resumed: bool = False,
+    ):
+        super().__init__()
+        self.phase = phase
+        self.schedule = schedule
+        self.average = average
+        self.resumed = resumed
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "phases"))
+        self.decay = tf.constant(phase.phase.ema, tf.float32)
+
+    def on_train_begin(self, logs: Optional[Dict[str, float]] = None) -> None:
+        ph = self.phase.phase
+        self.model.set_loss(ph.loss, ph.negatives, ph.hard_negatives)
+        # fit() built its train function before this call; tracing happens at the first batch.
+        self.model.train_function = self.model.make_train_function(force=True)
+        self.model.test_function = None
+        self.schedule.set(self.phase)
+        if ph.ema and not self.resumed:
+            self.average.reset()
+        with self.writer.as_default():
+            text = (
+                f"phase {self.phase.index + 1} **{ph.name}** from epoch {self.phase.first_epoch} "
+                f"(step {self.phase.first_step}): {ph.epochs} epoch(s), batch {ph.batch_size}, loss {ph.loss}, "
+                f"lr {ph.learning_rate:g} {ph.schedule}, negatives {ph.negatives}, hard {ph.hard_negatives}, "
+                f"ema {ph.ema:g}"
+            )
+            tf.summary.text("phase", text, step=self.phase.first_epoch)
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, float]] = None) -> None:
+        if self.phase.phase.ema:
+            self.average.update(self.decay)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, float]] = None) -> None:
+        optimizer = self.model.optimizer
+        rate = float(self.schedule(optimizer.iterations))
+        if logs is not None:
+            logs["learning_rate"] = rate
+        with self.writer.as_default():
+            tf.summary.scalar("phase", self.phase.index, step=epoch)
+            tf.summary.scalar("learning_rate", rate, step=epoch)
+            tf.summary.scalar("temperature", float(self.model.temperature), step=epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs: Optional[Dict[str, float]] = None) -> None:
+        # a resumed phase may take two fit() calls; the average replaces the weights once, at its very end
+        if self.phase.phase.ema and int(self.model.optimizer.iterations.numpy()) >= self.phase.last_step:
+            self.average.swap_in()
