@@ -200,9 +200,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_report(result.ingestion))
     models = result.metrics.get("models", {})
     if models:
+        last_blessed = result.metrics.get("baseline") or {}
+        if "metrics" in last_blessed:  # the last blessed model, scored on the same users
+            models = {**models, "last_blessed": last_blessed["metrics"]}
         _print_models(models)
         held_out = result.metrics.get("held_out_split", "eval")
         print(f"{held_out} users: {result.metrics['eval_users']}; {result.metrics['blessing']['reason']}")
+        if "metrics" in last_blessed:
+            print(f"last_blessed: the model blessed before, {last_blessed['uri']}")
+        elif last_blessed:
+            print(f"last blessed model {last_blessed['uri']} not compared: {last_blessed['error']}")
     if not result.pushed_model:
         print("model NOT blessed: nothing was pushed", file=sys.stderr)
         return EXIT_NOT_BLESSED

@@ -39,6 +39,46 @@ def test_bless_thresholds():
     assert not ok and "threshold" in reason
 
 
+def test_bless_no_regression_vs_last_blessed():
+    # thresholds pass (0.30 >= 0.1, >= 1.05 x 0.20 = 0.21); last blessed 0.32, max_regression 0 -> floor 0.32
+    ok, reason = metrics.bless(0.30, 0.20, 0.1, 1.05, blessed_recall=0.32)
+    assert not ok and reason == "recall 0.3000 < 1 x last blessed model 0.3200 (max_regression 0)"
+    # max_regression 0.1 -> floor 0.9 x 0.32 = 0.288 <= 0.30: blessed, and the reason names the comparison
+    ok, reason = metrics.bless(0.30, 0.20, 0.1, 1.05, blessed_recall=0.32, max_regression=0.1)
+    assert ok and reason.endswith("and >= 0.9 x last blessed model 0.3200")
+    # a tie is not a regression: 0.30 >= (1 - 0) x 0.30
+    assert metrics.bless(0.30, 0.20, 0.1, 1.05, blessed_recall=0.30)[0]
+    # negative max_regression demands an improvement: floor (1 + 0.5) x 0.30 = 0.45 > 0.40
+    ok, reason = metrics.bless(0.40, 0.20, 0.1, 1.05, blessed_recall=0.30, max_regression=-0.5)
+    assert not ok and reason == "recall 0.4000 < 1.5 x last blessed model 0.3000 (max_regression -0.5)"
+    # no last blessed model (None): thresholds alone, the reason as before
+    assert metrics.bless(0.30, 0.20, 0.1, 1.05) == metrics.bless(0.30, 0.20, 0.1, 1.05, blessed_recall=None)
+    # the thresholds are checked first: failing them is reported as such even with a baseline
+    ok, reason = metrics.bless(0.05, 0.01, 0.1, 1.05, blessed_recall=0.01)
+    assert not ok and "threshold" in reason
+
+
+def test_recall_curve_hand_computed():
+    recs = [[b"a", b"b", b"c"], [b"x", b"q"], [b"a"]]
+    truth = [{b"a", b"c"}, {b"q"}, set()]
+    # user 1 (2 relevant): hits at ranks 1 and 3 -> 1/2, 1/2, 2/2, 2/2
+    # user 2 (1 relevant, list of 2): hit at rank 2 -> 0, 1, 1, 1 (a short list keeps its hits)
+    # user 3: empty truth, skipped. Mean over 2 users: 0.25, 0.75, 1.0, 1.0
+    assert metrics.recall_curve(recs, truth, 4) == pytest.approx([0.25, 0.75, 1.0, 1.0])
+    # entry K-1 is recall@K
+    for k in range(1, 5):
+        assert metrics.recall_curve(recs, truth, 4)[k - 1] == pytest.approx(metrics.recall_at_k(recs, truth, k))
+
+
+def test_recall_curve_counts_a_repeated_item_once_and_rejects_bad_input():
+    # truth {a}, ranked [a, a]: 1.0 at K = 1 and stays 1.0 (not 2.0) at K = 2
+    assert metrics.recall_curve([[b"a", b"a"]], [{b"a"}], 2) == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="no user"):
+        metrics.recall_curve([[b"a"]], [set()], 1)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        metrics.recall_curve([[b"a"]], [{b"a"}], 0)
+
+
 # Shared by the ranking-metric tests, k = 3:
 #   user A: truth {a, c} (2 items), hits at ranks 1 and 3
 #   user B: truth {w, x, y, z} (4 items, more than k), hits at ranks 2 and 3

@@ -2,11 +2,13 @@
 
 import csv
 import glob
+import json
 import os
 import shutil
 
 import pytest
 import tensorflow as tf
+import yaml
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -67,6 +69,19 @@ def test_model_beats_popularity_and_is_pushed(run):
     assert 0 < model["coverage@10"] <= 1 and result.metrics["catalogue_size"] == 200
     assert result.metrics["cold_start"]["users"] >= 0
     assert result.pushed_model is not None and os.path.isdir(result.pushed_model)
+    # the first run has no blessed model to compare with: the thresholds alone bless
+    assert result.metrics["baseline"] is None and result.metrics["blessing"]["last_blessed_recall"] is None
+    assert result.metrics["blessing"]["reason"].endswith("; no blessed model yet: thresholds only")
+    # Recall@K curves for K = 1..100 next to the table, and the plots next to metrics.json
+    curve = result.metrics["recall_curve"]["twotower"]
+    assert set(result.metrics["recall_curve"]) == set(result.metrics["models"]) and len(curve) == 100
+    assert curve[49] == pytest.approx(model["recall@50"]) and curve == sorted(curve)
+    plots = result.metrics["plots"]
+    with open(plots["recall_at_k"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the loss plot needs the Trainer's assets.extra/history.json; without it the skip is recorded
+    assert plots["loss_by_phase"] is None or os.path.isfile(plots["loss_by_phase"])
+    assert (plots["loss_by_phase"] is None) == ("loss_by_phase" in plots["skipped"])
     # TF Serving layout: <serving_dir>/<model_name>/<numeric version>/saved_model.pb
     assert os.path.basename(result.pushed_model).isdigit()
     assert os.path.isfile(os.path.join(result.pushed_model, "saved_model.pb"))
@@ -137,9 +152,10 @@ def test_drift_against_the_previous_run_stops_before_transform(run, tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    transforms = _executions(root, "Transform")
     with pytest.raises(ContractViolation, match=r"(?s)FAILED.*age: COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"):
         run_local(load_profile("hm"), data_root=shifted, pipeline_root=str(root / "pipeline"))
-    assert [e.last_known_state for e in _executions(root, "Transform")] == [metadata_store_pb2.Execution.COMPLETE]
+    assert _executions(root, "Transform") == transforms  # the failed run transformed nothing
     assert _executions(root, "DataGate")[-1].last_known_state == metadata_store_pb2.Execution.FAILED
 
 
@@ -161,3 +177,56 @@ def test_contract_violation_exits_3_and_names_the_feature(run, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "index_group_name: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in err and "Kidswear" in err
     assert not os.path.exists(str(tmp_path / "s"))
+
+
+def test_second_run_is_compared_with_the_blessed_model_and_a_worse_one_is_not_pushed(run, tmp_path, capsys):
+    """A second run into the same root: the resolver hands the evaluator the first run's blessed model.
+
+    The second model is deliberately untrained (learning rate 1e-7, one main epoch) and the profile's
+    thresholds are off (min_recall 0, lift 0), so the only rule that can stop it is "no regression vs the
+    last blessed model". It must: not blessed, nothing pushed, exit 1.
+    """
+    root, data, first = run
+    assert first.metrics["blessing"]["blessed"], "this test needs the fixture's run to be blessed"
+    with open(load_profile("hm").path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    raw["contract"]["schema"] = load_profile("hm").contract.schema  # absolute: the YAML moves to tmp_path
+    raw["trainer"].pop("phases", None)  # so every phase derives its learning rate from the 1e-7 below
+    raw["trainer"].update(epochs=1, learning_rate=1e-7)
+    raw["evaluator"].update(min_recall=0.0, min_lift_over_popularity=0.0)
+    config = tmp_path / "untrained.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    serving_dir = str(root / "pipeline" / "serving")
+    pushed_before = latest_version(serving_dir)
+    # the drift test may have left shifted statistics as the newest baseline: drift is not this test's subject
+    args = ["run", "--config", str(config), "--data", data, "--pipeline-root", str(root / "pipeline"), "--accept-drift"]
+    assert cli.main(args) == cli.EXIT_NOT_BLESSED
+    out = capsys.readouterr()
+
+    store = metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / "pipeline" / METADATA_FILE))
+    )
+    evaluation = max(store.get_artifacts_by_type("ModelEvaluation"), key=lambda a: a.id)
+    with open(os.path.join(evaluation.uri, "metrics.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
+    first_model = min(store.get_artifacts_by_type("Model"), key=lambda a: a.id)
+    baseline = metrics["baseline"]
+    assert baseline["model_id"] == first_model.id and baseline["uri"].startswith(first_model.uri), baseline
+    assert "error" not in baseline
+    # the last blessed model, scored again on the same users, scores what it scored in its own run
+    for key, value in first.metrics["models"]["twotower"].items():
+        assert baseline["metrics"][key] == pytest.approx(value, rel=1e-6), key
+    assert set(metrics["recall_curve"]) == {"twotower", "popularity", "ease", "last_blessed"}
+    # worse than the last blessed model: blocked by the regression rule alone
+    blessing = metrics["blessing"]
+    new, old = metrics["models"]["twotower"]["recall@50"], baseline["metrics"]["recall@50"]
+    assert new < old and blessing["last_blessed_recall"] == pytest.approx(old)
+    assert blessing["blessed"] is False
+    assert blessing["reason"] == f"recall {new:.4f} < 1 x last blessed model {old:.4f} (max_regression 0)"
+    # nothing pushed: the served version is still the first run's
+    assert latest_version(serving_dir) == pushed_before == first.pushed_model
+    newest_push = max(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
+    assert newest_push.custom_properties["pushed"].int_value == 0
+    # the CLI shows the last blessed model's row and the comparison
+    assert "last_blessed" in out.out and f"last blessed model {old:.4f}" in out.out
+    assert "model NOT blessed: nothing was pushed" in out.err

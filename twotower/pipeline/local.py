@@ -100,10 +100,17 @@ def previous_statistics(metadata_path: str, pipeline_name: str) -> str:
 
 
 def _pushed_model(store: metadata_store.MetadataStore) -> Optional[str]:
-    pushed = [a for a in store.get_artifacts_by_type("PushedModel") if a.custom_properties["pushed"].int_value == 1]
-    if not pushed:
+    """Returns where the newest Pusher execution pushed to, or None when it did not push (model not blessed).
+
+    An earlier run's push does not count: a run whose model was not blessed pushed nothing.
+    """
+    outputs = store.get_artifacts_by_type("PushedModel")
+    if not outputs:
         return None
-    return max(pushed, key=lambda a: a.id).custom_properties["pushed_destination"].string_value
+    newest = max(outputs, key=lambda a: a.id)
+    if newest.custom_properties["pushed"].int_value != 1:
+        return None
+    return newest.custom_properties["pushed_destination"].string_value
 
 
 def run_local(

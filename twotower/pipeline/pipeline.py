@@ -2,7 +2,8 @@
 
 JoinExampleGen -> StatisticsGen -> ImportSchemaGen (the profile's contract; SchemaGen
 infers one when the profile has none) -> DataGate (stops the run on contract
-violations or unaccepted drift) -> Transform -> Trainer -> RetrievalEvaluator -> Pusher.
+violations or unaccepted drift) -> Transform -> Trainer -> RetrievalEvaluator -> Pusher. A resolver
+hands the evaluator the latest blessed model of earlier runs, which the new one must not fall below.
 """
 
 from __future__ import annotations
@@ -82,10 +83,19 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"profile": profile.to_json()},
+        custom_config={"profile": profile.to_json(), "checkpoint_root": os.path.join(pipeline_root, "checkpoints")},
     )
+    # Latest Model whose ModelBlessing says blessed, from earlier runs in this pipeline's ML Metadata; none at first.
+    last_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     evaluator = RetrievalEvaluator(
-        model=trainer.outputs["model"], examples=example_gen.outputs["examples"], profile=profile
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        profile=profile,
+        baseline_model=last_blessed.outputs["model"],
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -106,6 +116,7 @@ def create_pipeline(
             data_gate,
             transform,
             trainer,
+            last_blessed,
             evaluator,
             pusher,
         ],

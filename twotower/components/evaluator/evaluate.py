@@ -1,8 +1,11 @@
-"""Evaluation of an exported retrieval SavedModel on the eval split.
+"""Evaluation of an exported retrieval SavedModel on the held-out split.
 
-Queries are built from each eval user's raw features exactly as a serving
+Queries are built from each held-out user's raw features exactly as a serving
 client would send them, and answered by the model's ``serving_default``
-signature, so the evaluation covers the whole served path.
+signature, so the evaluation covers the whole served path. The same data,
+read once, also scores the popularity and EASE baselines and, when there is
+one, the last blessed model (any earlier export: its signature takes raw
+features too).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from typing import Any, Dict, List, Sequence, Set  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -19,16 +24,39 @@ import tensorflow as tf  # noqa: E402
 from twotower.components.evaluator import baselines, metrics  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.trainer import data  # noqa: E402
-from twotower.transform.features import raw_inputs, to_dense  # noqa: E402
+from twotower.transform.features import to_dense  # noqa: E402
 
 QUERY_BATCH = 1024
+LAST_BLESSED = "last_blessed"  # the last blessed model's name in recall curves and plots
+# What loading or querying an earlier export may raise when it cannot be compared; anything else propagates.
+BASELINE_ERRORS = (OSError, ValueError, KeyError, TypeError, tf.errors.OpError)
 
 
-def _column_spec(signature: Any, extra: Sequence[str]) -> Dict[str, tf.io.VarLenFeature]:
-    """Parses every signature input plus ``extra`` as optional (VarLen) features."""
-    specs = {name: spec.dtype for name, spec in signature.structured_input_signature[1].items()}
-    specs.update({name: tf.string for name in extra})
-    return {name: tf.io.VarLenFeature(dtype) for name, dtype in specs.items()}
+def serving_signature(model_dir: str) -> Any:
+    """Returns the ``serving_default`` concrete function of the SavedModel at ``model_dir``."""
+    return tf.saved_model.load(model_dir).signatures["serving_default"]
+
+
+def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
+    """Returns {input name: dtype} of a serving signature (raw query features, each ``[batch]``)."""
+    return {name: spec.dtype for name, spec in signature.structured_input_signature[1].items()}
+
+
+def check_comparable(baseline_inputs: Mapping[str, tf.DType], current_inputs: Mapping[str, tf.DType]) -> None:
+    """Raises ValueError unless every input of the last blessed model is an input of the current one, same dtype.
+
+    The held-out data is read once, with the current model's inputs; an earlier model that needs another
+    feature (or the same feature with another type) cannot be scored on it.
+    """
+    for name, dtype in sorted(baseline_inputs.items()):
+        if name not in current_inputs:
+            raise ValueError(
+                f"the last blessed model takes input '{name}', which the current model does not "
+                f"(the profile's features changed since): inputs {sorted(baseline_inputs)} vs {sorted(current_inputs)}"
+            )
+        if current_inputs[name] != dtype:
+            current = current_inputs[name].name
+            raise ValueError(f"the last blessed model takes '{name}' as {dtype.name}, the current model as {current}")
 
 
 def read_columns(patterns: Sequence[str], spec: Dict[str, tf.io.VarLenFeature]) -> Dict[str, np.ndarray]:
@@ -38,6 +66,71 @@ def read_columns(patterns: Sequence[str], spec: Dict[str, tf.io.VarLenFeature]) 
         for name in spec:
             chunks[name].append(to_dense(batch[name]).numpy())
     return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """The held-out users, what they interacted with, and their training history."""
+
+    users: List[bytes]  # sorted
+    truth: List[Set[bytes]]  # per user: held-out items
+    queries: Dict[str, np.ndarray]  # per input: [users] values from each user's first held-out row
+    seen: Dict[bytes, Set[bytes]]  # training items per user; empty unless evaluator.exclude_seen
+    train_users: np.ndarray  # [train interactions] user ids
+    train_items: np.ndarray  # [train interactions] item ids
+    catalogue: List[bytes]  # sorted item ids of the catalog split
+    interactions: int  # held-out interactions
+
+
+def read_held_out(
+    profile: Profile,
+    inputs: Mapping[str, tf.DType],
+    train_patterns: Sequence[str],
+    eval_patterns: Sequence[str],
+    catalog_patterns: Sequence[str],
+) -> HeldOut:
+    """Reads the held-out, training and catalog examples once; ``inputs`` are the query columns to keep."""
+    d = profile.data
+    spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in inputs.items()}
+    spec.update({name: tf.io.VarLenFeature(tf.string) for name in (d.user_id, d.item_id)})
+    eval_cols = read_columns(eval_patterns, spec)
+    train_cols = read_columns(train_patterns, {n: tf.io.VarLenFeature(tf.string) for n in (d.user_id, d.item_id)})
+    catalogue = sorted(set(read_columns(catalog_patterns, {d.item_id: tf.io.VarLenFeature(tf.string)})[d.item_id]))
+
+    truth: Dict[bytes, Set[bytes]] = {}
+    first_row: Dict[bytes, int] = {}
+    for row, (user, item) in enumerate(zip(eval_cols[d.user_id], eval_cols[d.item_id], strict=True)):
+        truth.setdefault(user, set()).add(item)
+        first_row.setdefault(user, row)
+    users = sorted(truth)
+    rows = np.array([first_row[u] for u in users], dtype=np.int64)
+    seen: Dict[bytes, Set[bytes]] = {}
+    if profile.evaluator.exclude_seen:
+        for user, item in zip(train_cols[d.user_id], train_cols[d.item_id], strict=True):
+            seen.setdefault(user, set()).add(item)
+    return HeldOut(
+        users=users,
+        truth=[truth[u] for u in users],
+        queries={name: eval_cols[name][rows] for name in inputs},
+        seen=seen,
+        train_users=train_cols[d.user_id],
+        train_items=train_cols[d.item_id],
+        catalogue=catalogue,
+        interactions=int(len(eval_cols[d.item_id])),
+    )
+
+
+def model_lists(signature: Any, held_out: HeldOut, k: int) -> List[List[bytes]]:
+    """Returns each user's top-``k`` item ids from ``signature`` (``serving_default``), seen items excluded.
+
+    Sends the signature's own inputs, ``QUERY_BATCH`` users at a time; ``item_ids`` is ``[batch, top_k]``.
+    """
+    names = list(input_dtypes(signature))
+    recs: List[List[bytes]] = []
+    for start in range(0, len(held_out.users), QUERY_BATCH):
+        inputs = {name: tf.constant(held_out.queries[name][start : start + QUERY_BATCH]) for name in names}
+        recs.extend([list(r) for r in signature(**inputs)["item_ids"].numpy()])
+    return [metrics.exclude(r, held_out.seen.get(u, set()), k) for r, u in zip(recs, held_out.users, strict=True)]
 
 
 def ease_lists(
@@ -67,53 +160,58 @@ def ease_lists(
     return [lists.get(u, list(fallback)) for u in users]
 
 
+def _last_blessed_lists(
+    baseline_dir: str, current_inputs: Mapping[str, tf.DType], held_out: HeldOut, k: int, report: Dict[str, Any]
+) -> Optional[List[List[bytes]]]:
+    """Returns the last blessed model's lists on ``held_out``, or None with ``report['error']`` set.
+
+    Items no longer in the catalogue are dropped from its lists (they could not be served) and counted in
+    ``report['items_not_in_catalogue']``.
+    """
+    try:
+        signature = serving_signature(baseline_dir)
+        check_comparable(input_dtypes(signature), current_inputs)
+        served = model_lists(signature, held_out, len(held_out.catalogue))
+    except BASELINE_ERRORS as e:
+        report["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
+        logging.warning("RetrievalEvaluator: last blessed model %s not compared: %s", baseline_dir, report["error"])
+        return None
+    live = set(held_out.catalogue)
+    report["items_not_in_catalogue"] = sum(item not in live for recs in served for item in recs[:k])
+    return [[item for item in recs if item in live][:k] for recs in served]
+
+
 def evaluate(
     profile: Profile,
     model_dir: str,
     train_patterns: Sequence[str],
     eval_patterns: Sequence[str],
     catalog_patterns: Sequence[str],
+    baseline_dir: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Returns metrics.json content: model and baseline metrics (all users and cold-start), counts, blessing.
+    """Returns metrics.json content: model and baseline metrics (all users and cold-start), recall curves,
+    counts, the last blessed model's comparison and the blessing.
 
-    Baselines on the same users and split: popularity (training counts) and EASE
-    (closed form, ``evaluator.ease_l2``; skipped above ``baselines.MAX_EASE_ITEMS``).
+    Baselines on the same users and split: popularity (training counts) and EASE (closed form,
+    ``evaluator.ease_l2``; skipped above ``baselines.MAX_EASE_ITEMS``). ``baseline_dir``: the last blessed
+    model's SavedModel, scored on the same users; None (first run) blesses on the thresholds alone, and so
+    does a last blessed model that cannot be scored (its ``error`` is reported, with a warning).
     """
-    d, ev = profile.data, profile.evaluator
-    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
-    query_names, _ = raw_inputs(profile)
-    eval_cols = read_columns(eval_patterns, _column_spec(signature, [d.item_id]))
-    train_cols = read_columns(train_patterns, {n: tf.io.VarLenFeature(tf.string) for n in (d.user_id, d.item_id)})
-    catalogue = sorted(set(read_columns(catalog_patterns, {d.item_id: tf.io.VarLenFeature(tf.string)})[d.item_id]))
-
-    truth: Dict[bytes, Set[bytes]] = {}
-    first_row: Dict[bytes, int] = {}
-    for row, (user, item) in enumerate(zip(eval_cols[d.user_id], eval_cols[d.item_id], strict=True)):
-        truth.setdefault(user, set()).add(item)
-        first_row.setdefault(user, row)
-    users = sorted(truth)
-    rows = np.array([first_row[u] for u in users], dtype=np.int64)
-    seen: Dict[bytes, Set[bytes]] = {}
-    if ev.exclude_seen:
-        for user, item in zip(train_cols[d.user_id], train_cols[d.item_id], strict=True):
-            seen.setdefault(user, set()).add(item)
+    ev = profile.evaluator
+    signature = serving_signature(model_dir)
+    inputs = input_dtypes(signature)
+    held_out = read_held_out(profile, inputs, train_patterns, eval_patterns, catalog_patterns)
+    users, truth, catalogue = held_out.users, held_out.truth, held_out.catalogue
 
     k_max = max(ev.ks)
-    model_recs: List[List[bytes]] = []
-    for start in range(0, len(users), QUERY_BATCH):
-        batch = rows[start : start + QUERY_BATCH]
-        inputs = {name: tf.constant(eval_cols[name][batch]) for name in query_names}
-        model_recs.extend([list(r) for r in signature(**inputs)["item_ids"].numpy()])
-    ranking = metrics.popularity_ranking(train_cols[d.item_id])
-    pop_recs = [ranking[: k_max + len(seen.get(u, ()))] for u in users]
-    model_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(model_recs, users, strict=True)]
-    pop_recs = [metrics.exclude(r, seen.get(u, set()), k_max) for r, u in zip(pop_recs, users, strict=True)]
-
-    lists = {"twotower": model_recs, "popularity": pop_recs}
+    ranking = metrics.popularity_ranking(held_out.train_items)
+    seen = held_out.seen
+    pop_recs = [metrics.exclude(ranking[: k_max + len(seen.get(u, ()))], seen.get(u, set()), k_max) for u in users]
+    lists = {"twotower": model_lists(signature, held_out, k_max), "popularity": pop_recs}
     if ev.ease_l2 > 0 and baselines.ease_feasible(len(catalogue)):
         lists["ease"] = ease_lists(
-            train_cols[d.user_id],
-            train_cols[d.item_id],
+            held_out.train_users,
+            held_out.train_items,
             users,
             catalogue,
             ev.ease_l2,
@@ -121,25 +219,55 @@ def evaluate(
             ev.exclude_seen,
             fallback=ranking[:k_max],  # a user without history has nothing to exclude
         )
-    truth_list = [truth[u] for u in users]
-    tables = {name: metrics.metric_table(recs, truth_list, ev.ks, len(catalogue)) for name, recs in lists.items()}
-    trained = set(train_cols[d.user_id])
+    baseline: Optional[Dict[str, Any]] = None
+    if baseline_dir:
+        baseline = {"uri": baseline_dir}
+        recs = _last_blessed_lists(baseline_dir, inputs, held_out, k_max, baseline)
+        if recs is not None:
+            lists[LAST_BLESSED] = recs
+
+    tables = {name: metrics.metric_table(recs, truth, ev.ks, len(catalogue)) for name, recs in lists.items()}
+    curves = {name: metrics.recall_curve(recs, truth, k_max) for name, recs in lists.items()}
+    trained = set(held_out.train_users)
     cold = [i for i, u in enumerate(users) if u not in trained]
     cold_tables = {}
     if cold:
-        cold_truth = [truth_list[i] for i in cold]
+        cold_truth = [truth[i] for i in cold]
         for name, recs in lists.items():
             cold_tables[name] = metrics.metric_table([recs[i] for i in cold], cold_truth, ev.ks, len(catalogue))
     key = f"recall@{ev.blessing_k}"
-    model_table, pop_table = tables["twotower"], tables["popularity"]
-    blessed, reason = metrics.bless(model_table[key], pop_table[key], ev.min_recall, ev.min_lift_over_popularity)
+    blessed_recall = None
+    if baseline is not None and LAST_BLESSED in tables:
+        baseline["metrics"] = tables.pop(LAST_BLESSED)
+        baseline["cold_start"] = cold_tables.pop(LAST_BLESSED, {})
+        blessed_recall = baseline["metrics"][key]
+    blessed, reason = metrics.bless(
+        tables["twotower"][key],
+        tables["popularity"][key],
+        ev.min_recall,
+        ev.min_lift_over_popularity,
+        blessed_recall,
+        ev.max_regression,
+    )
+    if baseline is None:
+        reason += "; no blessed model yet: thresholds only"
+    elif blessed_recall is None:
+        reason += f"; last blessed model not compared ({baseline['error']})"
     return {
         "models": tables,
         "cold_start": {"users": len(cold), "models": cold_tables},
+        "recall_curve": curves,
         "catalogue_size": len(catalogue),
         "eval_users": len(users),
-        "eval_interactions": int(len(eval_cols[d.item_id])),
-        "train_interactions": int(len(train_cols[d.item_id])),
+        "eval_interactions": held_out.interactions,
+        "train_interactions": int(len(held_out.train_items)),
         "catalogue_exclude_seen": ev.exclude_seen,
-        "blessing": {"metric": key, "blessed": blessed, "reason": reason},
+        "baseline": baseline,
+        "blessing": {
+            "metric": key,
+            "blessed": blessed,
+            "reason": reason,
+            "last_blessed_recall": blessed_recall,
+            "max_regression": ev.max_regression,
+        },
     }

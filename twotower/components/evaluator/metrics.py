@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Dict, Iterable, List, Sequence, Set
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 
 def recall_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
@@ -119,13 +119,53 @@ def metric_table(
     return table
 
 
-def bless(model_recall: float, popularity_recall: float, min_recall: float, min_lift: float) -> tuple[bool, str]:
-    """Returns (blessed, reason): recall must reach ``min_recall`` and ``min_lift`` x popularity."""
+def recall_curve(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k_max: int) -> List[float]:
+    """Returns [recall@1, recall@2, ..., recall@k_max] in one pass; entry K-1 equals ``recall_at_k(.., K)``.
+
+    Users with empty truth are skipped; a list shorter than K counts the hits it has.
+    """
+    _check_k(k_max, "recall_curve")
+    sums = [0.0] * k_max  # sums[i]: sum over users of hits within the top i + 1, over |truth|
+    n_users = 0
+    for recs, items in zip(recommended, truth, strict=True):
+        if not items:
+            continue
+        n_users += 1
+        hits = 0
+        for i, hit in enumerate(_first_hits(recs, items, k_max)):
+            hits += hit
+            sums[i] += hits / len(items)
+        for i in range(len(recs[:k_max]), k_max):
+            sums[i] += hits / len(items)
+    if not n_users:
+        raise ValueError("recall_curve: no user has any relevant item")
+    return [s / n_users for s in sums]
+
+
+def bless(
+    model_recall: float,
+    popularity_recall: float,
+    min_recall: float,
+    min_lift: float,
+    blessed_recall: Optional[float] = None,
+    max_regression: float = 0.0,
+) -> Tuple[bool, str]:
+    """Returns (blessed, reason): recall must reach ``min_recall``, ``min_lift`` x popularity and, when
+    ``blessed_recall`` (the last blessed model's recall on the same users) is given, (1 - ``max_regression``) x it.
+
+    ``blessed_recall`` None: no regression check (no model was blessed before, or it could not be scored).
+    """
     if model_recall < min_recall:
         return False, f"recall {model_recall:.4f} < threshold {min_recall:.4f}"
     if model_recall < min_lift * popularity_recall:
         return False, f"recall {model_recall:.4f} < {min_lift:g} x popularity {popularity_recall:.4f}"
-    return (
-        True,
-        f"recall {model_recall:.4f} >= {min_recall:.4f} and >= {min_lift:g} x popularity {popularity_recall:.4f}",
-    )
+    reason = f"recall {model_recall:.4f} >= {min_recall:.4f} and >= {min_lift:g} x popularity {popularity_recall:.4f}"
+    if blessed_recall is None:
+        return True, reason
+    factor = 1 - max_regression
+    if model_recall < factor * blessed_recall:
+        return False, (
+            f"recall {model_recall:.4f} < {factor:g} x last blessed model {blessed_recall:.4f}"
+            f" (max_regression {max_regression:g})"
+        )
+    return True, f"{reason} and >= {factor:g} x last blessed model {blessed_recall:.4f}"
