@@ -33,22 +33,38 @@ CATALOG = [b"a", b"b", b"c", b"d"]
 
 
 class FixedRanking(tf.Module):
-    """A retrieval SavedModel in miniature: every query gets ``items``, best first."""
+    """A retrieval SavedModel in miniature: every query gets ``items``, best first.
+
+    It has what the evaluator reads of a real export: ``query_embedding`` (every query embeds to [1]),
+    the catalogue ``item_ids`` / ``item_embeddings`` (each item's embedding is its score) and
+    ``serving_default`` (top items and scores).
+    """
 
     def __init__(self, items, age_input=False):
         super().__init__()
-        self.items = tf.constant([items])
+        self.item_ids = tf.Variable(items)
+        self.item_embeddings = tf.Variable([[float(len(items) - rank)] for rank in range(len(items))])
         signature = {"customer_id": tf.TensorSpec([None], tf.string, name="customer_id")}
         if age_input:  # as if the profile had gained a feature since this model was blessed
             signature["age"] = tf.TensorSpec([None], tf.float32, name="age")
         self.serve = tf.function(self._serve, input_signature=[signature])
+        self.query = tf.function(self._query, input_signature=[signature])
+
+    def _query(self, features):
+        return {"embedding": tf.ones([tf.shape(features["customer_id"])[0], 1])}
 
     def _serve(self, features):
-        return {"item_ids": tf.tile(self.items, [tf.shape(features["customer_id"])[0], 1])}
+        scores = tf.matmul(self._query(features)["embedding"], self.item_embeddings, transpose_b=True)
+        top = tf.math.top_k(scores, k=2)  # like serving.top_k: shorter than the catalogue
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
 
 
 def _save(module, path) -> str:
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve.get_concrete_function()})
+    signatures = {
+        "serving_default": module.serve.get_concrete_function(),
+        "query_embedding": module.query.get_concrete_function(),
+    }
+    tf.saved_model.save(module, str(path), signatures=signatures)
     return str(path)
 
 
@@ -240,3 +256,11 @@ def test_executor_without_history_skips_the_loss_plot(world, tmp_path):
     assert not os.path.exists(tmp_path / "evaluation" / executor.LOSS_PLOT)
     assert blessing.get_int_custom_property("current_model_id") == 3
     assert not blessing.has_custom_property("baseline_model_id")
+
+
+def test_seen_items_are_excluded_below_the_served_top_k(world):
+    # BAD = [d, a, b, c] is served 2 deep; u1 saw a, b and u2 saw a in training. Ranked past the served
+    # depth, u1 gets [d, c] (hits c), u2 [d, b] (hits b), u4 [d, a] (hits d): nothing falls short.
+    result = _evaluate(world, "bad", exclude_seen=True)
+    assert result["models"]["twotower"]["recall@2"] == pytest.approx(1.0)
+    assert result["recall_curve"]["twotower"] == pytest.approx([1 / 3, 1.0])

@@ -1,8 +1,12 @@
 """Evaluation of an exported retrieval SavedModel on the held-out split.
 
 Queries are built from each held-out user's raw features exactly as a serving
-client would send them, and answered by the model's ``serving_default``
-signature, so the evaluation covers the whole served path. The same data,
+client would send them and embedded by the model's ``query_embedding``
+signature; they are ranked against the model's own catalogue (what
+``serving_default`` ranks), deep enough that excluding a user's seen items
+never leaves a list short, since ``serving_default`` stops at
+``serving.top_k``. The first batch is checked against ``serving_default``'s
+scores, so the served path is covered. The same data,
 read once, also scores the popularity and EASE baselines and, when there is
 one, the last blessed model (any earlier export: its signature takes raw
 features too).
@@ -30,11 +34,6 @@ QUERY_BATCH = 1024
 LAST_BLESSED = "last_blessed"  # the last blessed model's name in recall curves and plots
 # What loading or querying an earlier export may raise when it cannot be compared; anything else propagates.
 BASELINE_ERRORS = (OSError, ValueError, KeyError, TypeError, tf.errors.OpError)
-
-
-def serving_signature(model_dir: str) -> Any:
-    """Returns the ``serving_default`` concrete function of the SavedModel at ``model_dir``."""
-    return tf.saved_model.load(model_dir).signatures["serving_default"]
 
 
 def input_dtypes(signature: Any) -> Dict[str, tf.DType]:
@@ -120,17 +119,30 @@ def read_held_out(
     )
 
 
-def model_lists(signature: Any, held_out: HeldOut, k: int) -> List[List[bytes]]:
-    """Returns each user's top-``k`` item ids from ``signature`` (``serving_default``), seen items excluded.
+def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = False) -> List[List[bytes]]:
+    """Returns each user's top-``k`` item ids over the whole catalogue of the ``loaded`` SavedModel, seen excluded.
 
-    Sends the signature's own inputs, ``QUERY_BATCH`` users at a time; ``item_ids`` is ``[batch, top_k]``.
+    Ranks ``k`` + (most seen items in the batch) deep, ``QUERY_BATCH`` users at a time. ``check_served``
+    compares the first batch's top scores with ``serving_default``'s and raises RuntimeError if they differ.
     """
-    names = list(input_dtypes(signature))
+    query = loaded.signatures["query_embedding"]
+    names = list(input_dtypes(query))
+    item_ids, embeddings = loaded.item_ids.numpy(), loaded.item_embeddings
     recs: List[List[bytes]] = []
     for start in range(0, len(held_out.users), QUERY_BATCH):
+        users = held_out.users[start : start + QUERY_BATCH]
         inputs = {name: tf.constant(held_out.queries[name][start : start + QUERY_BATCH]) for name in names}
-        recs.extend([list(r) for r in signature(**inputs)["item_ids"].numpy()])
-    return [metrics.exclude(r, held_out.seen.get(u, set()), k) for r, u in zip(recs, held_out.users, strict=True)]
+        depth = min(len(item_ids), k + max(len(held_out.seen.get(u, ())) for u in users))
+        scores = tf.matmul(query(**inputs)["embedding"], embeddings, transpose_b=True)
+        top = tf.math.top_k(scores, depth)
+        if check_served and start == 0:
+            served = loaded.signatures["serving_default"](**inputs)["scores"].numpy()
+            width = min(served.shape[1], depth)
+            if not np.allclose(served[:, :width], top.values.numpy()[:, :width], atol=1e-4):
+                raise RuntimeError("serving_default ranks the catalogue differently from its query_embedding")
+        for user, row in zip(users, top.indices.numpy(), strict=True):
+            recs.append(metrics.exclude(list(item_ids[row]), held_out.seen.get(user, set()), k))
+    return recs
 
 
 def ease_lists(
@@ -169,9 +181,9 @@ def _last_blessed_lists(
     ``report['items_not_in_catalogue']``.
     """
     try:
-        signature = serving_signature(baseline_dir)
-        check_comparable(input_dtypes(signature), current_inputs)
-        served = model_lists(signature, held_out, len(held_out.catalogue))
+        loaded = tf.saved_model.load(baseline_dir)
+        check_comparable(input_dtypes(loaded.signatures["serving_default"]), current_inputs)
+        served = model_lists(loaded, held_out, len(held_out.catalogue))
     except BASELINE_ERRORS as e:
         report["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
         logging.warning("RetrievalEvaluator: last blessed model %s not compared: %s", baseline_dir, report["error"])
@@ -198,8 +210,8 @@ def evaluate(
     does a last blessed model that cannot be scored (its ``error`` is reported, with a warning).
     """
     ev = profile.evaluator
-    signature = serving_signature(model_dir)
-    inputs = input_dtypes(signature)
+    loaded = tf.saved_model.load(model_dir)
+    inputs = input_dtypes(loaded.signatures["serving_default"])
     held_out = read_held_out(profile, inputs, train_patterns, eval_patterns, catalog_patterns)
     users, truth, catalogue = held_out.users, held_out.truth, held_out.catalogue
 
@@ -207,7 +219,7 @@ def evaluate(
     ranking = metrics.popularity_ranking(held_out.train_items)
     seen = held_out.seen
     pop_recs = [metrics.exclude(ranking[: k_max + len(seen.get(u, ()))], seen.get(u, set()), k_max) for u in users]
-    lists = {"twotower": model_lists(signature, held_out, k_max), "popularity": pop_recs}
+    lists = {"twotower": model_lists(loaded, held_out, k_max, check_served=True), "popularity": pop_recs}
     if ev.ease_l2 > 0 and baselines.ease_feasible(len(catalogue)):
         lists["ease"] = ease_lists(
             held_out.train_users,
