@@ -146,3 +146,11 @@ def test_temperature_is_learnable_only_when_asked():
     with tf.GradientTape() as tape:
         loss = learned.compute_loss(BATCH)
     assert float(tape.gradient(loss, learned.log_temperature)) != 0.0
+
+
+def test_several_workers_are_refused_clearly(monkeypatch):
+    from twotower.trainer.strategy import choose_strategy
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"index": 0}}')
+    with pytest.raises(NotImplementedError, match="multi-worker training"):
+        choose_strategy()
