@@ -85,6 +85,11 @@ def test_model_beats_popularity_and_is_pushed(run):
     # TF Serving layout: <serving_dir>/<model_name>/<numeric version>/saved_model.pb
     assert os.path.basename(result.pushed_model).isdigit()
     assert os.path.isfile(os.path.join(result.pushed_model, "saved_model.pb"))
+    # ... with TF Serving's model config file next to the models, and the ONNX towers in the model
+    model_dir = os.path.dirname(result.pushed_model)
+    with open(os.path.join(os.path.dirname(model_dir), "models.config")) as f:
+        assert f'base_path: "/models/{os.path.basename(model_dir)}"' in f.read()
+    assert os.path.isfile(os.path.join(result.pushed_model, "assets.extra", "onnx", "query.onnx"))
 
 
 def test_pushed_model_recommends_catalogue_items(run, capsys):

@@ -107,17 +107,18 @@ class RetrievalModule(tf.Module):
             self._candidate_embedding, input_signature=[input_signature(item_features, raw_spec, dims)]
         )
 
-    def _transform(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    def transform(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Returns the transformed features of request ``features`` (raw, as the signatures take them)."""
         return self.tft_layer(to_raw(features, self._raw_spec))
 
     def _query_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        return {"embedding": self.query_tower(self._transform(features))}
+        return {"embedding": self.query_tower(self.transform(features))}
 
     def _candidate_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        return {"embedding": self.candidate_tower(self._transform(features))}
+        return {"embedding": self.candidate_tower(self.transform(features))}
 
     def _serve(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        queries = self.query_tower(self._transform(features))
+        queries = self.query_tower(self.transform(features))
         scores, indices = tf.math.top_k(tf.matmul(queries, self.item_embeddings, transpose_b=True), k=self.top_k)
         return {
             "item_ids": tf.gather(self.item_ids, indices),

@@ -1,5 +1,7 @@
 """Training: fit the two-tower model phase by phase, embed the catalogue, export the SavedModel.
 
+The export carries the catalogue's retrieval index (``serving.scann_index``), tuned on eval queries.
+
 ``train`` is what the TFX run_fn calls; tests and notebooks call it the same way.
 It runs under ``strategy.choose_strategy()``, checkpoints as it goes and, run
 again on the same checkpoint directory after a crash, resumes at the step of
@@ -23,6 +25,8 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from twotower.config import Profile  # noqa: E402
+from twotower.serving import scann_index  # noqa: E402
+from twotower.serving.onnx_export import export_onnx, raw_examples  # noqa: E402
 from twotower.trainer import data, export, model, phases, towers  # noqa: E402
 from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback  # noqa: E402
 from twotower.trainer.strategy import choose_strategy  # noqa: E402
@@ -239,6 +243,12 @@ def train(profile: Profile, paths: Paths) -> Dict[str, Any]:
     )
     export.export(module, paths.serving_model_dir, profile.to_json())
     export_vocabularies(profile, tft_output, paths.serving_model_dir)
+    tuning = [query_tower(batch).numpy() for batch in eval_examples.batch(scann_index.VALIDATION_QUERIES).take(1)]
+    scann_index.build_and_save(
+        ids, names, embeddings, paths.serving_model_dir, profile.serving.top_k, tuning[0] if tuning else None
+    )
+    query_examples = raw_examples(paths.eval, tft_output, query_raw)
+    export_onnx(module, paths.serving_model_dir, query_examples, raw_examples(paths.catalog, tft_output, item_raw))
     with tf.io.gfile.GFile(os.path.join(paths.serving_model_dir, HISTORY_ASSET), "w") as f:
         json.dump(history, f, indent=2)
     checkpoints.remove()
