@@ -23,6 +23,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from twotower.components.evaluator import evaluate as ev
 from twotower.components.evaluator import executor
 from twotower.config import load_profile
+from twotower.trainer.export import HISTORY_ASSET
 
 GOOD = [b"c", b"b", b"a", b"d"]
 BAD = [b"d", b"a", b"b", b"c"]
@@ -200,7 +201,7 @@ def test_executor_writes_metrics_plots_and_the_blessing_the_resolver_reads(world
         ],
     }
     os.makedirs(tmp_path / "model" / "Format-Serving" / "assets.extra")
-    (tmp_path / "model" / "Format-Serving" / executor.HISTORY_FILE).write_text(json.dumps(history))
+    (tmp_path / "model" / "Format-Serving" / HISTORY_ASSET).write_text(json.dumps(history))
     last_blessed = _artifact(standard_artifacts.Model, tmp_path / "last", 7)
     _save(FixedRanking(BAD), tmp_path / "last" / "Format-Serving")
     examples = _artifact(standard_artifacts.Examples, root / "examples")

@@ -136,6 +136,8 @@ class RetrievalModule(tf.Module):
 
 
 PROFILE_ASSET = os.path.join("assets.extra", "profile.json")
+# The trainer's phases, per-epoch losses and examples/s (trainer.train.train writes it, the evaluator plots it).
+HISTORY_ASSET = os.path.join("assets.extra", "history.json")
 
 
 def export(module: RetrievalModule, path: str, profile_json: str) -> None:

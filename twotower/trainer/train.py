@@ -29,12 +29,12 @@ from twotower.serving import scann_index  # noqa: E402
 from twotower.serving.onnx_export import export_onnx, raw_examples  # noqa: E402
 from twotower.trainer import data, export, model, phases, towers  # noqa: E402
 from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback  # noqa: E402
+from twotower.trainer.export import HISTORY_ASSET  # noqa: E402
 from twotower.trainer.strategy import choose_strategy  # noqa: E402
 from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs, to_dense  # noqa: E402
 from twotower.vocab.vocabularies import export_vocabularies  # noqa: E402
 
 SHUFFLE_BUFFER = 100_000
-HISTORY_ASSET = os.path.join("assets.extra", "history.json")
 
 
 @dataclasses.dataclass(frozen=True)

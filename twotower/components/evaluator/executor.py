@@ -16,11 +16,11 @@ from tfx.utils import io_utils, path_utils
 from twotower.components.evaluator import plots
 from twotower.components.evaluator.evaluate import evaluate
 from twotower.config import Profile, from_dict
+from twotower.trainer.export import HISTORY_ASSET
 
 METRICS_FILE = "metrics.json"
 RECALL_PLOT = "recall_at_k.png"
 LOSS_PLOT = "loss_by_phase.png"
-HISTORY_FILE = os.path.join("assets.extra", "history.json")  # written by the Trainer next to the SavedModel
 # Blessing properties TFX's LatestBlessedModelStrategy and Pusher read (tfx.components.evaluator.constants).
 BLESSED_KEY = "blessed"
 CURRENT_MODEL_KEY = "current_model"
@@ -39,7 +39,7 @@ def read_history(model_dir: str) -> Optional[Dict[str, Any]]:
 
     Raises ValueError naming the file when it is not valid JSON of the expected shape.
     """
-    path = os.path.join(model_dir, HISTORY_FILE)
+    path = os.path.join(model_dir, HISTORY_ASSET)
     if not fileio.exists(path):
         return None
     try:
@@ -72,7 +72,7 @@ def write_plots(result: Dict[str, Any], profile: Profile, model_dir: str, out_di
         section["skipped"]["loss_by_phase"] = str(e)
     else:
         if history is None:
-            section["skipped"]["loss_by_phase"] = f"no {HISTORY_FILE} in {model_dir}"
+            section["skipped"]["loss_by_phase"] = f"no {HISTORY_ASSET} in {model_dir}"
     if history is not None:
         section["loss_by_phase"] = os.path.join(out_dir, LOSS_PLOT)
         io_utils.write_bytes_file(section["loss_by_phase"], plots.loss_by_phase_png(history, f"{profile.name}: loss"))
