@@ -85,7 +85,7 @@ def test_model_beats_popularity_and_is_pushed(run):
     # TF Serving layout: <serving_dir>/<model_name>/<numeric version>/saved_model.pb
     assert os.path.basename(result.pushed_model).isdigit()
     assert os.path.isfile(os.path.join(result.pushed_model, "saved_model.pb"))
-    # ... with TF Serving's model config file next to the models, and the ONNX towers in the model
+    # ... with TF Serving's model config file next to the models (written by our Pusher), and the ONNX towers
     model_dir = os.path.dirname(result.pushed_model)
     with open(os.path.join(os.path.dirname(model_dir), "models.config")) as f:
         assert f'base_path: "/models/{os.path.basename(model_dir)}"' in f.read()

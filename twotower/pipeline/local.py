@@ -29,7 +29,6 @@ from twotower.components.example_gen.report import read_report  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
 from twotower.schema.contract import profile_ranges  # noqa: E402
-from twotower.serving.tf_serving_config import write_models_config  # noqa: E402
 
 METADATA_FILE = "metadata.sqlite"
 LOG_FILE = "run.log"
@@ -183,8 +182,6 @@ def run_local(
             metrics = json.load(f)
     quarantine = _latest_uri(store, "Quarantine")
     pushed = _pushed_model(store)
-    if pushed:
-        write_models_config(serving_dir)  # TF Serving's --model_config_file, listing what was pushed
     return RunResult(
         metrics=metrics,
         ingestion=read_report(quarantine) if quarantine else {},

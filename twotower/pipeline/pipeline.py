@@ -20,6 +20,7 @@ from twotower.components.data_gate.component import DataGate  # noqa: E402
 from twotower.components.evaluator.component import RetrievalEvaluator  # noqa: E402
 from twotower.components.example_gen.component import JoinExampleGen  # noqa: E402
 from twotower.components.example_gen.ingest import split_names  # noqa: E402
+from twotower.components.pusher.component import Pusher  # noqa: E402
 from twotower.config import Profile  # noqa: E402
 from twotower.schema.contract import Range  # noqa: E402
 from twotower.trainer import executor as trainer_executor  # noqa: E402
@@ -47,7 +48,7 @@ def create_pipeline(
     JoinExampleGen quarantine out-of-range rows; ``baseline_statistics_uri`` (a
     previous StatisticsGen output) turns on the drift check, and ``accept_drift``
     lets drift above threshold pass. The blessed model is pushed to
-    ``serving_dir/<serving.model_name>/<version>/``.
+    ``serving_dir/<serving.model_name>/<version>/``, and ``serving_dir/models.config`` lists it for TF Serving.
     """
     example_gen = JoinExampleGen(input_base=data_root, profile=profile, ranges=row_ranges)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -97,7 +98,7 @@ def create_pipeline(
         profile=profile,
         baseline_model=last_blessed.outputs["model"],
     )
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

@@ -8,7 +8,8 @@ with one ``config`` per model directory that holds a numbered version
 container, ``/models`` in deploy/tf-serving/docker-compose.yml; pass the host path
 instead to run a ``tensorflow_model_server`` installed on the host. The file is
 replaced atomically, so a server polling it (``--model_config_file_poll_wait_seconds``)
-never reads half of it.
+never reads half of it. Paths go through ``tf.io.gfile``, so ``SERVING_DIR`` may be
+``gs://...`` (the Pusher writes it there on Vertex AI).
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ import os
 import posixpath
 from typing import List, Sequence
 
+import tensorflow as tf
+
 MODELS_CONFIG = "models.config"
 CONTAINER_MODELS = "/models"  # where the tensorflow/serving image reads models from
 
 
 def model_names(serving_dir: str) -> List[str]:
     """Returns the sorted names of the directories of ``serving_dir`` that hold a numbered version directory."""
-    if not os.path.isdir(serving_dir):
+    if not tf.io.gfile.isdir(serving_dir):
         return []
     names = []
-    for name in sorted(os.listdir(serving_dir)):
+    for name in sorted(n.rstrip("/") for n in tf.io.gfile.listdir(serving_dir)):
         path = os.path.join(serving_dir, name)
-        if os.path.isdir(path) and any(v.isdigit() and os.path.isdir(os.path.join(path, v)) for v in os.listdir(path)):
+        if tf.io.gfile.isdir(path) and any(
+            v.rstrip("/").isdigit() and tf.io.gfile.isdir(os.path.join(path, v)) for v in tf.io.gfile.listdir(path)
+        ):
             names.append(name)
     return names
 
@@ -61,7 +66,7 @@ def write_models_config(serving_dir: str, base_path: str = CONTAINER_MODELS, num
     path = os.path.join(serving_dir, MODELS_CONFIG)
     text = models_config(model_names(serving_dir), base_path, num_versions)
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
     return path
