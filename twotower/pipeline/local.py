@@ -24,6 +24,7 @@ from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from twotower.components.evaluator.executor import METRICS_FILE  # noqa: E402
+from twotower.components.example_gen.component import Quarantine  # noqa: E402
 from twotower.components.example_gen.ingest import check_inputs  # noqa: E402
 from twotower.components.example_gen.report import read_report  # noqa: E402
 from twotower.config import Profile  # noqa: E402
@@ -180,7 +181,7 @@ def run_local(
     if evaluation:
         with open(os.path.join(evaluation, METRICS_FILE), encoding="utf-8") as f:
             metrics = json.load(f)
-    quarantine = _latest_uri(store, "Quarantine")
+    quarantine = _latest_uri(store, Quarantine.TYPE_NAME)
     pushed = _pushed_model(store)
     return RunResult(
         metrics=metrics,

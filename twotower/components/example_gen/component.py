@@ -29,7 +29,7 @@ from twotower.config import Profile
 class Quarantine(types.Artifact):
     """Rows JoinExampleGen refused (``rows-*.jsonl``) and its ingestion report (``report.json``)."""
 
-    TYPE_NAME = "Quarantine"
+    TYPE_NAME = "twotower.Quarantine"  # namespaced: Vertex AI (KFP) accepts custom types as "namespace.Name" only
 
 
 class JoinExampleGenSpec(FileBasedExampleGenSpec):
