@@ -1,14 +1,17 @@
 # Pipeline/trainer image: Vertex AI Pipelines, Vertex custom jobs, Dataflow workers.
 # Based on the official TFX image of the pinned TFX version; the rest of the
 # stack and the package come from the same constraints.txt the Makefile uses.
-# Build context: the repository root. Targets:
-#   docker build -t IMAGE .                            entry point `twotower` (pipelines, custom jobs)
-#   docker build --target dataflow -t IMAGE-dataflow .  entry point Beam's worker boot (Dataflow
-#                                                       --sdk_container_image; Dataflow cannot override it)
+# Build context: the repository root. Targets, tagged where `twotower vertex` looks by default
+# (twotower/pipeline/vertex.py; VERSION is the package's, 0.1.0):
+#   docker build -t REGION-docker.pkg.dev/PROJECT/twotower/twotower:VERSION .
+#       entry point `twotower` (custom jobs); Vertex AI Pipelines steps start TFX's executor instead
+#   docker build --target dataflow -t REGION-docker.pkg.dev/PROJECT/twotower/twotower-dataflow:VERSION .
+#       entry point Beam's worker boot (Dataflow --sdk_container_image; Dataflow cannot override it)
 # Not built in this repository's CI (no Docker engine there); tests/test_deploy_files.py
 # checks that every path it copies exists and every command it runs is real.
 FROM gcr.io/tfx-oss-public/tfx:1.16.0 AS pipeline
 
+# The Vertex runner rewrites built-in contract schemas to /opt/twotower/twotower/schema/ (IMAGE_PACKAGE_DIR).
 WORKDIR /opt/twotower
 # `python -m pip`: the pip of the interpreter that runs the code (older TFX images had a pip of another Python).
 RUN python -c "import sys; assert sys.version_info[:2] == (3, 10), 'twotower needs Python 3.10, the image has ' + sys.version"

@@ -162,6 +162,19 @@ def test_pipeline_image_is_the_pinned_tfx_image_and_installs_with_the_constraint
     assert beam == [f"--from=apache/beam_python3.10_sdk:{pins['apache-beam']} /opt/apache/beam /opt/apache/beam"]
 
 
+def test_vertex_runner_finds_the_package_where_the_pipeline_image_copies_it():
+    from twotower.pipeline.vertex import IMAGE_PACKAGE_DIR
+
+    stages = _stages("Dockerfile")
+    workdirs = [rest for word, rest in _instructions("Dockerfile") if word == "WORKDIR"]
+    assert workdirs == [os.path.dirname(IMAGE_PACKAGE_DIR)]  # relative COPY targets land under it
+    assert "./twotower" in stages["pipeline"]["copied"]
+    # Vertex AI starts components with TFX's Kubeflow V2 entry point, which needs kfp: installed from the pins
+    with open(os.path.join(REPO, "requirements", "direct.in"), encoding="utf-8") as f:
+        assert "kfp" in {line.strip() for line in f}
+    assert importlib.util.find_spec("tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
+
+
 def _compose(path):
     with open(os.path.join(REPO, path), encoding="utf-8") as f:
         return yaml.safe_load(f)["services"]

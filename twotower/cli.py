@@ -223,6 +223,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vertex(args: argparse.Namespace) -> int:
+    from twotower.config import load_profile
+    from twotower.pipeline.vertex import VertexSettings, compile_pipeline, submit
+
+    profile = load_profile(args.config)
+    settings = VertexSettings(
+        project=args.project,
+        region=args.region,
+        data_root=args.data,
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir or "",
+        image=args.image or "",
+        dataflow=args.dataflow,
+        dataflow_image=args.dataflow_image or "",
+        baseline_statistics=args.baseline_statistics or "",
+        schema_uri=args.schema_uri or "",
+        accept_drift=args.accept_drift,
+        enable_cache=args.cache,
+    )
+    path = compile_pipeline(profile, settings, args.output or f"twotower-{profile.name}-vertex.json")
+    print(f"compiled the pipeline for Vertex AI: {path} (image {settings.pipeline_image()})")
+    if args.submit:
+        print(f"submitted: {submit(path, settings, args.service_account)}")
+    else:
+        print("submit it with --submit, or upload the file in the Vertex AI Pipelines console")
+    return 0
+
+
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from twotower.serving.recommend import recommend
 
@@ -349,6 +377,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-drift", action="store_true", help="let drift above threshold (vs the previous run) pass the gate"
     )
     run.set_defaults(func=_cmd_run)
+
+    vertex = commands.add_parser(
+        "vertex", help="compile the pipeline for Vertex AI Pipelines (and submit it with --submit)"
+    )
+    vertex.add_argument("--config", default="hm", help="built-in profile name or a profile YAML path (default hm)")
+    vertex.add_argument("--data", required=True, help="gs:// directory with the profile's CSV files")
+    vertex.add_argument("--pipeline-root", required=True, help="gs:// directory for the run's artifacts")
+    vertex.add_argument("--serving-dir", help="gs:// push destination (default <pipeline-root>/serving)")
+    vertex.add_argument("--project", required=True, help="Google Cloud project")
+    vertex.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")
+    vertex.add_argument(
+        "--image", help="pipeline image (default REGION-docker.pkg.dev/PROJECT/twotower/twotower:VERSION)"
+    )
+    vertex.add_argument("--dataflow", action="store_true", help="run the Beam stages on Dataflow")
+    vertex.add_argument("--dataflow-image", help="Dataflow worker image (default: .../twotower-dataflow:VERSION)")
+    vertex.add_argument("--baseline-statistics", help="gs:// StatisticsGen output of an earlier run: drift baseline")
+    vertex.add_argument("--schema-uri", help="gs:// copy of the contract schema, when it is not one the package ships")
+    vertex.add_argument("--accept-drift", action="store_true", help="let drift above threshold pass the gate")
+    vertex.add_argument("--cache", action="store_true", help="let Vertex AI reuse outputs of unchanged steps")
+    vertex.add_argument("--output", help="pipeline definition to write (default twotower-<profile>-vertex.json)")
+    vertex.add_argument("--submit", action="store_true", help="submit the compiled pipeline (needs credentials)")
+    vertex.add_argument("--service-account", help="service account the pipeline runs as (with --submit)")
+    vertex.set_defaults(func=_cmd_vertex)
 
     val = commands.add_parser(
         "validate", help="ingest and check data against the profile's contract only (exit 0 pass, 3 fail)"
