@@ -164,32 +164,14 @@ ZSCORE_AND_VECTORS = [
 )
 def test_feature_kinds_export_raw_where_they_convert(tmp_path_factory, monkeypatch, features, candidate_inputs):
     """Transform on 300 rows of every feature kind (tests/transform), untrained towers, the real export."""
-    import tensorflow_transform as tft
-
+    from tests.trainer.untrained import untrained_module
     from tests.transform import test_feature_kinds as kinds
     from twotower.serving.onnx_export import export_onnx
-    from twotower.trainer import export, towers
+    from twotower.trainer import export
 
     if features:
         monkeypatch.setattr(kinds, "FEATURES", features)
-    tf.keras.utils.set_random_seed(0)
-    profile = kinds.feature_profile()
-    out = str(tmp_path_factory.mktemp("tft_out"))
-    kinds.analyze_and_transform(profile, str(tmp_path_factory.mktemp("tft")), out)
-    tft_output = tft.TFTransformOutput(out)
-    query_tower, candidate_tower = towers.build_towers(profile, tft_output)
-    query_raw, item_raw = raw_inputs(profile)
-    module = export.RetrievalModule(
-        tft_output,
-        query_tower,
-        candidate_tower,
-        query_raw,
-        item_raw,
-        item_ids=tf.constant([b"a0"]),
-        item_names=tf.constant([b"zero"]),
-        item_embeddings=tf.math.l2_normalize(tf.random.normal([1, profile.trainer.embedding_dim]), axis=1),
-        top_k=1,
-    )
+    _, tft_output, module, query_raw, item_raw = untrained_module(tmp_path_factory, [b"zero"], top_k=1)
     rows = [kinds.raw_row(i) for i in range(kinds.N)] + [dict(kinds.raw_row(0), customer_id=["new"], type=["Hat"])]
     dims = export.vector_dims(tft_output, item_raw)
     model_dir = str(tmp_path_factory.mktemp("model"))

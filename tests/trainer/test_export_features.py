@@ -5,33 +5,15 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
 
-from tests.transform.test_feature_kinds import START, analyze_and_transform, feature_profile
-from twotower.trainer import export, towers
-from twotower.transform.features import raw_inputs
+from tests.trainer.untrained import untrained_module
+from tests.transform.test_feature_kinds import START
+from twotower.trainer import export
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    tf.keras.utils.set_random_seed(0)
-    profile = feature_profile()
-    out = str(tmp_path_factory.mktemp("tft_out"))
-    analyze_and_transform(profile, str(tmp_path_factory.mktemp("tft")), out)
-    tft_output = tft.TFTransformOutput(out)
-    query_tower, candidate_tower = towers.build_towers(profile, tft_output)
-    query_raw, item_raw = raw_inputs(profile)
-    module = export.RetrievalModule(
-        tft_output,
-        query_tower,
-        candidate_tower,
-        query_raw,
-        item_raw,
-        item_ids=tf.constant([b"a0", b"a1", b"a2"]),
-        item_names=tf.constant([b"zero", b"one", b"two"]),
-        item_embeddings=tf.math.l2_normalize(tf.random.normal([3, profile.trainer.embedding_dim]), axis=1),
-        top_k=2,
-    )
+    profile, _, module, _, _ = untrained_module(tmp_path_factory, [b"zero", b"one", b"two"], top_k=2)
     path = str(tmp_path_factory.mktemp("model"))
     export.export(module, path, profile.to_json())
     return profile, tf.saved_model.load(path).signatures
