@@ -10,6 +10,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from twotower.serving import scann_index as si
+from twotower.serving import scann_tune
 from twotower.serving.scann_savedmodel import load_scann_savedmodel
 
 
@@ -39,14 +40,48 @@ def catalogue():
 def test_config_follows_catalogue_size():
     assert si.derive_config(9_999).kind == "brute_force"
     c = si.derive_config(1_000_000, k=100)
-    assert (c.kind, c.num_leaves, c.leaves_to_search, c.reorder) == ("scann", 1000, 20, 400)  # sqrt(1M); 2%; 4K
+    assert (c.kind, c.num_leaves, c.leaves_to_search, c.reorder) == ("scann", 2000, 40, 400)  # 2 sqrt(1M); 2%; 4K
     assert c.training_sample_size == 250_000
     c = si.derive_config(20_000)
-    assert (c.num_leaves, c.training_sample_size) == (141, 20_000)  # round(sqrt(20k)) = 141
+    assert (c.num_leaves, c.training_sample_size) == (283, 20_000)  # round(2 sqrt(20k)) = round(282.8) = 283
 
 
 def test_recall_counts_shared_items_per_row():
     assert si.recall(np.array([[1, 2], [3, 4]]), np.array([[2, 9], [4, 3]])) == pytest.approx(0.75)  # (1/2 + 2/2) / 2
+
+
+def test_standard_error_of_per_query_recall():
+    hits = scann_tune.per_query_recall(np.array([[1, 2], [3, 4], [5, 6]]), np.array([[1, 2], [3, 9], [7, 8]]))
+    np.testing.assert_allclose(hits, [1.0, 0.5, 0.0])
+    assert scann_tune.standard_error(hits) == pytest.approx(0.5 / np.sqrt(3))  # sample std 0.5, 3 rows
+    assert scann_tune.standard_error(hits[:1]) == 0.0
+
+
+def test_fewest_leaves_bisects_between_a_failing_and_a_passing_count():
+    probed = []
+
+    def passes(leaves):
+        probed.append(leaves)
+        return leaves >= 37
+
+    assert scann_tune.fewest_leaves(passes, 30, 40) == 37
+    assert probed == [35, 37, 36]  # (30+40)//2 fails, (35+40)//2 passes, (35+37)//2 fails
+
+
+def test_batches_are_split_over_the_search_threads(catalogue, monkeypatch):
+    _, held_out, index = catalogue
+    pieces = []
+    search = index.searcher.search_batched_parallel
+
+    def spy(queries, k, pre, leaves, batch_size):
+        pieces.append(batch_size)
+        return search(queries, k, pre, leaves, batch_size=batch_size)
+
+    monkeypatch.setattr(index.searcher, "search_batched_parallel", spy)
+    monkeypatch.setattr(si, "SEARCH_THREADS", 2)
+    index.search_indices(held_out[:32], 10)
+    index.search_indices(held_out[:500], 10)
+    assert pieces == [16, 250]  # 32 rows: two pieces of 16, not one of 32; 500 rows: two of 250 (not 256 + 244)
 
 
 def test_exact_top_k_matches_argsort():
@@ -60,11 +95,15 @@ def test_exact_top_k_matches_argsort():
 def test_scann_reaches_target_recall_on_held_out_queries(catalogue):
     embeddings, held_out, index = catalogue
     assert index.config.kind == "scann"
-    assert index.info["recall_at_k"] >= si.TARGET_RECALL + si.TUNING_MARGIN  # what the tuner aimed for
+    assert index.info["recall_lower_bound"] >= si.TARGET_RECALL  # what the tuner aimed for: mean - 3 std errors
+    assert index.info["recall_at_k"] > index.info["recall_lower_bound"]
     assert index.config.leaves_to_search < index.config.num_leaves  # it did not fall back to a full scan
     exact, _ = si.exact_top_k(held_out, embeddings, 100)
     found, scores = index.search_indices(held_out, 100)
-    assert si.recall(found, exact) >= 0.95
+    hits = scann_tune.per_query_recall(found, exact)
+    # The tuner bounds the expected recall; 500 unseen queries estimate it with a standard error of ~0.002
+    # (measured over 6 builds: 0.9525 to 0.9555), so the estimate must not be 3 of them below the target.
+    assert hits.mean() + 3 * scann_tune.standard_error(hits) >= si.TARGET_RECALL
     # scores are exact dot products after re-scoring, best first
     np.testing.assert_allclose(scores, np.einsum("nd,nkd->nk", held_out, embeddings[found]), atol=1e-5)
     assert (np.diff(scores, axis=1) <= 1e-6).all()
@@ -84,7 +123,7 @@ def test_search_returns_ids_names_scores(catalogue):
 
 def test_rows_the_searched_leaves_cannot_fill_are_searched_again(catalogue):
     _, held_out, index = catalogue
-    found, scores = index.search_indices(held_out[:20], 400, leaves_to_search=1)  # one leaf holds ~140 items
+    found, scores = index.search_indices(held_out[:20], 400, leaves_to_search=1)  # one leaf holds ~70 items
     assert not np.isnan(scores).any()
     assert all(len(set(row)) == 400 for row in found)
 
