@@ -107,9 +107,11 @@ class VertexSettings:
     enable_cache: bool = False
 
     def pipeline_image(self) -> str:
+        """Returns the image every step runs: ``image``, else the Dockerfile's default target's name."""
         return self.image or image_uri(self.project, self.region)
 
     def worker_image(self) -> str:
+        """Returns the Dataflow worker image: ``dataflow_image``, else the Dockerfile's ``dataflow`` target's name."""
         return self.dataflow_image or image_uri(self.project, self.region, DATAFLOW_IMAGE)
 
 
