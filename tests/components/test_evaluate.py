@@ -187,6 +187,21 @@ def _artifact(cls, uri, artifact_id=None):
     return artifact
 
 
+def _run_executor(profile, root, tmp_path, inputs):
+    """Runs the evaluator executor on ``inputs`` (model, baseline) and ``root``'s examples; returns (metrics, blessing)."""
+    examples = _artifact(standard_artifacts.Examples, root / "examples")
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval", "catalog"])
+    evaluation = _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
+    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+    executor.Executor().Do(
+        {**inputs, "examples": [examples]},
+        {"evaluation": [evaluation], "blessing": [blessing]},
+        {"profile": profile.to_json()},
+    )
+    with open(tmp_path / "evaluation" / executor.METRICS_FILE) as f:
+        return json.load(f), blessing
+
+
 def test_executor_writes_metrics_plots_and_the_blessing_the_resolver_reads(world, tmp_path):
     profile, models, _, root = world
     model = _artifact(standard_artifacts.Model, tmp_path / "model", 11)
@@ -204,18 +219,8 @@ def test_executor_writes_metrics_plots_and_the_blessing_the_resolver_reads(world
     (tmp_path / "model" / "Format-Serving" / HISTORY_ASSET).write_text(json.dumps(history))
     last_blessed = _artifact(standard_artifacts.Model, tmp_path / "last", 7)
     _save(FixedRanking(BAD), tmp_path / "last" / "Format-Serving")
-    examples = _artifact(standard_artifacts.Examples, root / "examples")
-    examples.split_names = artifact_utils.encode_split_names(["train", "eval", "catalog"])
-    evaluation = _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
-    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
 
-    executor.Executor().Do(
-        {"model": [model], "examples": [examples], "baseline_model": [last_blessed]},
-        {"evaluation": [evaluation], "blessing": [blessing]},
-        {"profile": profile.to_json()},
-    )
-    with open(tmp_path / "evaluation" / executor.METRICS_FILE) as f:
-        result = json.load(f)
+    result, blessing = _run_executor(profile, root, tmp_path, {"model": [model], "baseline_model": [last_blessed]})
     assert result["baseline"]["model_id"] == 7 and result["baseline"]["uri"] == str(
         tmp_path / "last" / "Format-Serving"
     )
@@ -240,17 +245,7 @@ def test_executor_without_history_skips_the_loss_plot(world, tmp_path):
     profile, models, _, root = world
     model = _artifact(standard_artifacts.Model, tmp_path / "model", 3)
     _save(FixedRanking(GOOD), tmp_path / "model" / "Format-Serving")
-    examples = _artifact(standard_artifacts.Examples, root / "examples")
-    examples.split_names = artifact_utils.encode_split_names(["train", "eval", "catalog"])
-    evaluation = _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
-    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
-    executor.Executor().Do(
-        {"model": [model], "examples": [examples]},
-        {"evaluation": [evaluation], "blessing": [blessing]},
-        {"profile": profile.to_json()},
-    )
-    with open(tmp_path / "evaluation" / executor.METRICS_FILE) as f:
-        result = json.load(f)
+    result, blessing = _run_executor(profile, root, tmp_path, {"model": [model]})
     assert result["baseline"] is None and result["plots"]["loss_by_phase"] is None
     assert "no assets.extra/history.json in" in result["plots"]["skipped"]["loss_by_phase"]
     assert os.path.isfile(result["plots"]["recall_at_k"])
