@@ -15,9 +15,8 @@ import tempfile
 import time
 
 import twotower  # noqa: F401  (Keras 2 before TensorFlow loads)
-from twotower.cli import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS
 from twotower.config import load_profile
-from twotower.data.synthetic import generate_hm
+from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm
 from twotower.pipeline.local import run_local
 
 

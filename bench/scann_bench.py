@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from twotower.serving import scann_index, scann_tune  # noqa: E402
+from twotower.export import scann_index, scann_tune  # noqa: E402
 
 DATASETS = {"calibrated": 0.75, "conservative": 0.5, "isotropic": 0.0}
 K = 100
@@ -135,7 +135,7 @@ _LOAD = """
 import json, os, sys, time
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import psutil
-from twotower.serving import scann_index
+from twotower.export import scann_index
 rss = lambda: psutil.Process().memory_info().rss / 2**20
 before, started = rss(), time.perf_counter()
 index = scann_index.load_index(sys.argv[1])

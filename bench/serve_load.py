@@ -56,11 +56,10 @@ SETTINGS = {
 
 def build_model(work: str) -> Tuple[str, str]:
     """Generates the demo data, trains and exports a top-10 model; returns (serving dir, customers CSV)."""
-    from twotower.cli import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS
     from twotower.config import PhaseConfig, load_profile
-    from twotower.data.synthetic import generate_hm
-    from twotower.pipeline.prepare import prepare
-    from twotower.trainer.train import train
+    from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm
+    from twotower.export.package import train_and_export
+    from twotower.trainer.prepare import prepare
 
     data = os.path.join(work, "data")
     generate_hm(data, DEMO_CUSTOMERS, DEMO_ARTICLES, DEMO_TRANSACTIONS, seed=0, progress=False)
@@ -72,7 +71,7 @@ def build_model(work: str) -> Tuple[str, str]:
         evaluator=dataclasses.replace(profile.evaluator, ks=(10,), blessing_k=10),  # keeps the profile valid
     )
     inputs = prepare(profile, data, os.path.join(work, "prepared"))
-    train(profile, inputs.paths(os.path.join(work, "trained")))
+    train_and_export(profile, inputs.paths(os.path.join(work, "trained")))
     serving = os.path.join(work, "serving")
     shutil.copytree(os.path.join(work, "trained", "model"), os.path.join(serving, MODEL, "1"))
     return serving, os.path.join(data, "customers.csv")

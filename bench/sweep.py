@@ -3,7 +3,7 @@
     .venv/bin/python bench/sweep.py --profile movielens --data DIR --out bench/results/sweep_movielens.json \
         --variants '{"adagrad": {"optimizer": "adagrad", "learning_rate": 0.1}, "adam": {}}'
 
-Ingests DIR and analyses the transform once (``twotower.pipeline.prepare``,
+Ingests DIR and analyses the transform once (``twotower.trainer.prepare``,
 the same code as JoinExampleGen and Transform), then for each variant trains
 with ``trainer.train.train`` and scores the held-out split with the evaluator's
 ``evaluate`` (popularity and EASE on the same users), without the orchestrator.
@@ -23,11 +23,12 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from twotower.components.evaluator.evaluate import evaluate  # noqa: E402
+from twotower.cli.quality import per_user_split  # noqa: E402
+
 from twotower.config import PhaseConfig, load_profile  # noqa: E402
-from twotower.pipeline.prepare import prepare  # noqa: E402
-from twotower.pipeline.quality import per_user_split  # noqa: E402
-from twotower.trainer.train import train  # noqa: E402
+from twotower.evaluation.evaluate import evaluate  # noqa: E402
+from twotower.export.package import train_and_export  # noqa: E402
+from twotower.trainer.prepare import prepare  # noqa: E402
 
 METRICS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "map@12")
 
@@ -62,7 +63,7 @@ def main() -> None:
             candidate = variant_profile(profile, overrides)
             out = os.path.join(root, name)
             started = time.monotonic()
-            trained = train(candidate, inputs.paths(out))
+            trained = train_and_export(candidate, inputs.paths(out))
             seconds = time.monotonic() - started
             result = evaluate(
                 candidate, os.path.join(out, "model"), history, inputs.split(held_out), inputs.split("catalog")

@@ -35,12 +35,16 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from twotower.cli import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS  # noqa: E402
 from twotower.config import PhaseConfig, load_profile  # noqa: E402
-from twotower.data.synthetic import generate_hm  # noqa: E402
-from twotower.pipeline.prepare import prepare  # noqa: E402
+from twotower.data.synthetic import (  # noqa: E402
+    DEMO_ARTICLES,
+    DEMO_CUSTOMERS,
+    DEMO_TRANSACTIONS,
+    generate_hm,  # noqa: E402
+)
+from twotower.export.package import train_and_export  # noqa: E402
 from twotower.trainer import data, towers  # noqa: E402
-from twotower.trainer.train import train  # noqa: E402
+from twotower.trainer.prepare import prepare  # noqa: E402
 from twotower.transform.features import raw_inputs  # noqa: E402
 
 
@@ -96,7 +100,7 @@ def main() -> None:
         inputs = prepare(profile, os.path.join(root, "data"), os.path.join(root, "inputs"))
         arrays = in_memory(inputs, profile)
         for i in range(args.repeats):
-            history = train(profile, inputs.paths(os.path.join(root, f"run{i}")))
+            history = train_and_export(profile, inputs.paths(os.path.join(root, f"run{i}")))
             ours.append(history["examples_per_s"])
             plain.append(plain_examples_per_s(inputs, profile, arrays, args.epochs))
             print(f"run {i}: twotower {ours[-1]:.0f} ex/s, plain TFRS {plain[-1]:.0f} ex/s", flush=True)

@@ -16,7 +16,8 @@ import pytest
 
 from twotower.config import load_profile
 from twotower.data import movielens
-from twotower.data.movielens import MovieLensData, MovieLensError, write_movielens
+from twotower.data.movielens import MovieLensData, write_movielens
+from twotower.errors import MovieLensError
 
 
 def _read(path: pathlib.Path) -> tuple[list[str], list[list[str]]]:

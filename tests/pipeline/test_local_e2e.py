@@ -14,10 +14,10 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from twotower import cli
-from twotower.components.data_gate.executor import ContractViolation
-from twotower.components.example_gen.report import read_report
 from twotower.config import load_profile
 from twotower.data.synthetic import generate_hm
+from twotower.errors import ContractViolation
+from twotower.ingest.report import read_report
 from twotower.pipeline.local import METADATA_FILE, run_local
 from twotower.serving.recommend import latest_version, recommend
 

@@ -48,7 +48,7 @@ def test_every_component_runs_our_image_with_the_tfx_v2_entry_point(compiled):
         ("python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
     }
     assert containers["Pusher"]["args"][1] == "twotower.components.pusher.executor.Executor"
-    assert containers["Trainer"]["args"][1] == "twotower.trainer.executor.Executor"
+    assert containers["Trainer"]["args"][1] == "twotower.components.trainer.executor.Executor"
     assert "--direct_running_mode=in_memory" in containers["Transform"]["args"]
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme/tt"
 

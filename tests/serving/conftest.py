@@ -1,30 +1,15 @@
-"""Serving fixtures: a real model trained once per session, pushed into temporary serving directories.
-
-``exported_model`` trains the towers of the hm profile for one short softmax phase on
-the session's tiny ingested data (``trainer_inputs``) and exports the SavedModel the
-Pusher would push. ``push`` copies it in as ``<serving_dir>/<model>/<version>/``.
-``server`` serves one such directory over HTTP on 127.0.0.1 for the whole session.
+"""Serving fixtures: ``server`` serves the session's pushed model (``serving_dir``, tests/conftest.py) over
+HTTP on 127.0.0.1 for the whole session, with a fake ScaNN index; ``client`` talks to it.
 """
 
-import csv
-import dataclasses
 import http.client
 import json
-import os
-import shutil
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import pytest
 
-MODEL = "twotower"
-
-
-def push(model_dir: str, serving_dir: str, version: int, model: str = MODEL) -> str:
-    """Copies an exported model to ``serving_dir/model/version`` (as the Pusher does) and returns that path."""
-    dst = os.path.join(serving_dir, model, str(version))
-    shutil.copytree(model_dir, dst)
-    return dst
+from tests.conftest import MODEL, push  # noqa: F401  (imported from here by the serving tests)
 
 
 class FakeIndex:
@@ -68,41 +53,6 @@ class Client:
     def post(self, path: str, doc: Any) -> Tuple[int, Any]:
         status, body = self.raw("POST", path, json.dumps(doc).encode(), {"Content-Type": "application/json"})
         return status, json.loads(body)
-
-
-@pytest.fixture(scope="session")
-def exported_model(trainer_inputs, tmp_path_factory) -> str:
-    from twotower.config import PhaseConfig
-    from twotower.trainer.train import train
-
-    p = trainer_inputs.profile
-    profile = dataclasses.replace(p, trainer=dataclasses.replace(p.trainer, phases=(PhaseConfig("softmax", 1),)))
-    out = tmp_path_factory.mktemp("exported")
-    train(profile, trainer_inputs.paths(str(out)))
-    return str(out / "model")
-
-
-@pytest.fixture(scope="session")
-def customers(trainer_inputs) -> List[Dict[str, Any]]:
-    """Returns serving_default instances of the first 50 customers of the test data."""
-    with open(os.path.join(trainer_inputs.root, "data", "customers.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))[:50]
-    return [
-        {
-            "customer_id": r["customer_id"],
-            "age": float(r["age"]) if r["age"] else float("nan"),
-            "club_member_status": r["club_member_status"],
-            "fashion_news_frequency": r["fashion_news_frequency"],
-        }
-        for r in rows
-    ]
-
-
-@pytest.fixture(scope="session")
-def serving_dir(exported_model, tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp("serving") / "serving")
-    push(exported_model, root, 1)
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -215,7 +215,7 @@ def test_the_pushed_scann_index_answers_the_scann_signature(exported_model, cust
 
     if not os.path.isdir(os.path.join(exported_model, "assets.extra", "scann")):
         pytest.skip("this export has no ScaNN index")
-    servable = load_servable(MODEL, 1, exported_model)  # the default loader: twotower.serving.scann_index
+    servable = load_servable(MODEL, 1, exported_model)  # the default loader: twotower.export.scann_index
     columns = {name: [c[name] for c in customers[:8]] for name in customers[0]}
     exact = servable.signatures["serving_default"](columns)
     approximate = servable.signatures["scann"](columns)

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from twotower.config import PhaseConfig
-from twotower.trainer.train import HISTORY_ASSET, train
+from twotower.export.assets import HISTORY_ASSET
+from twotower.export.package import train_and_export
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,7 +35,7 @@ def _tensorboard_tags(log_dir: str) -> set:
 
 def test_default_plan_runs_four_phases_and_exports(trainer_inputs, tmp_path):
     profile = _profile(trainer_inputs, epochs=1, batch_size=256)
-    history = train(profile, trainer_inputs.paths(str(tmp_path)))
+    history = train_and_export(profile, trainer_inputs.paths(str(tmp_path)))
 
     phases = [p["name"] for p in history["phases"]]
     assert phases == ["warmup", "softmax", "hard_negatives", "stabilise"]
@@ -61,7 +62,7 @@ def test_default_plan_runs_four_phases_and_exports(trainer_inputs, tmp_path):
 
 def test_learnable_temperature_moves(trainer_inputs, tmp_path):
     phases = (PhaseConfig("softmax", 2, learning_rate=0.1),)
-    history = train(
+    history = train_and_export(
         _profile(trainer_inputs, learn_temperature=True, phases=phases), trainer_inputs.paths(str(tmp_path))
     )
     assert abs(history["temperature"] - trainer_inputs.profile.trainer.temperature) > 1e-3

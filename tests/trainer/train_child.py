@@ -20,14 +20,14 @@ def main(root: str, out: str, profile_json: str, checkpoint_dir: str, cpus: int 
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpus)
     from twotower.config import from_dict
-    from twotower.pipeline.prepare import TrainerInputs
+    from twotower.export.package import train_and_export
+    from twotower.trainer.prepare import TrainerInputs
     from twotower.trainer.strategy import choose_strategy
-    from twotower.trainer.train import train
 
     with open(profile_json) as f:
         profile = from_dict(json.load(f))
     inputs = TrainerInputs(profile, root, os.path.join(root, "transform_graph"))
-    history = train(profile, inputs.paths(out, checkpoint_dir))
+    history = train_and_export(profile, inputs.paths(out, checkpoint_dir))
     print(json.dumps({"replicas": choose_strategy().num_replicas_in_sync, "history": history}))
 
 

@@ -1,1 +1,4 @@
-"""Data sources for twotower: loaders and the synthetic H&M-format generator."""
+"""Data sources: the synthetic H&M-format and retail generators and the MovieLens-100K loader.
+
+Layer: just above config; may import config and errors only.
+"""

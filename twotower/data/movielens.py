@@ -24,6 +24,8 @@ import tempfile
 import zipfile
 from typing import Iterator, Sequence
 
+from twotower.errors import MovieLensError
+
 WHEEL_REQUIREMENT = "recbole==1.2.1"
 WHEEL_NAME = "recbole-1.2.1-py3-none-any.whl"
 WHEEL_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
@@ -40,10 +42,6 @@ _INTER_FIELDS = ("user_id", "item_id", "rating", "timestamp")
 _ITEM_FIELDS = ("item_id", "movie_title", "release_year", "class")
 _USER_FIELDS = ("user_id", "age", "gender", "occupation")
 _TITLE_YEAR = re.compile(r"^(.*\S)\s*\((\d{4})\)$")  # "Title (1995)": RecBole left the year in a few titles
-
-
-class MovieLensError(RuntimeError):
-    """The wheel cannot be obtained, or a file inside it is not as expected."""
 
 
 @dataclasses.dataclass(frozen=True)

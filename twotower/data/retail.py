@@ -28,7 +28,6 @@ CATEGORY_NAMES: tuple[str, ...] = tuple(c[0] for c in vocab.CATEGORIES)
 CUSTOMER_TYPE_NAMES: tuple[str, ...] = tuple(t[0] for t in vocab.CUSTOMER_TYPES)
 CITY_NAMES: tuple[str, ...] = tuple(c[0] for c in vocab.CITIES)
 _N_CAT = len(vocab.CATEGORIES)
-_SECONDS_PER_DAY = 86_400
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,13 +23,17 @@ import numpy as np
 from tqdm import tqdm
 
 from twotower.data import _hm_vocab as vocab
+from twotower.data._hm_articles import PRICE_WIDTH, Catalog, sample_rows, top_k, write_articles
 
 ARTICLE_COLUMNS, CUSTOMER_COLUMNS, TRANSACTION_COLUMNS = (
     vocab.ARTICLE_COLUMNS, vocab.CUSTOMER_COLUMNS, vocab.TRANSACTION_COLUMNS,
 )  # fmt: skip
 
 _N_IG, _N_PG, _N_COL = len(vocab.INDEX_GROUPS), len(vocab.PRODUCT_GROUPS), len(vocab.COLOURS)
-_PRICE_WIDTH = 20  # bytes reserved per formatted price
+# The bundled demo data set (`make demo`, `twotower run` without --data, `twotower data generate`).
+DEMO_CUSTOMERS = 5000
+DEMO_ARTICLES = 1200
+DEMO_TRANSACTIONS = 200_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,19 +70,6 @@ class _Knobs:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Catalog:
-    ig: np.ndarray  # per article: index group position
-    pg: np.ndarray  # product group position
-    colour: np.ndarray  # colour position
-    season: np.ndarray  # seasonal amplitude (+ summer, - winter)
-    pop: np.ndarray  # base popularity weight
-    prod_start: np.ndarray  # first article of the same product_code
-    prod_count: np.ndarray  # number of articles with that product_code
-    ids: np.ndarray  # (n, 10) uint8 ascii article_id
-    prices: np.ndarray  # (n, k, _PRICE_WIDTH) uint8 ascii prices, zero-padded
-
-
-@dataclasses.dataclass(frozen=True)
 class _Customers:
     ids: np.ndarray  # (n, 64) uint8 ascii customer_id
     activity_cdf: np.ndarray  # cumulative purchase-rate weights
@@ -93,19 +84,6 @@ class _Customers:
     history: np.ndarray  # (n, h) recently bought articles, -1 = empty
 
 
-def _sample_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """Draw one category per row of a (n, k) probability matrix."""
-    cum = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs)) * cum[:, -1]
-    return np.minimum((u[:, None] >= cum).sum(axis=1), probs.shape[1] - 1)
-
-
-def _top_k(rng: np.random.Generator, logits: np.ndarray, k: int) -> np.ndarray:
-    """Draw k distinct categories per row without replacement (Gumbel top-k)."""
-    keys = logits + rng.gumbel(size=logits.shape)
-    return np.argsort(-keys, axis=1, kind="stable")[:, :k]
-
-
 def basket_sizes(rng: np.random.Generator, n: int, basket_p: float) -> np.ndarray:
     """Returns geometric(``basket_p``) basket sizes summing to exactly ``n`` (the last one cut short)."""
     sizes = rng.geometric(basket_p, size=int(n * basket_p) + 16)
@@ -116,114 +94,6 @@ def basket_sizes(rng: np.random.Generator, n: int, basket_p: float) -> np.ndarra
     sizes = sizes[: last + 1]
     sizes[-1] -= cum[last] - n
     return sizes
-
-
-def _format_price(sek: float) -> str:
-    """Price as the Kaggle files write it: SEK / 590 with 16 decimals."""
-    text = f"{sek / 590.0:.16f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def _write_articles(path: str, rng: np.random.Generator, n: int) -> _Catalog:
-    """Write articles.csv and return the per-article arrays needed for sampling."""
-    counts = np.minimum(1 + rng.poisson(1.3, size=n), 10)
-    cum = np.cumsum(counts)
-    n_prod = int(np.searchsorted(cum, n)) + 1
-    counts = counts[:n_prod]
-    counts[-1] -= int(cum[n_prod - 1]) - n
-    prod = np.repeat(np.arange(n_prod), counts)
-    first = np.cumsum(counts) - counts
-    gap = max(1, min(18, 850_000 // n_prod))
-    codes = 108_775 + np.cumsum(rng.integers(1, 2 * gap, size=n_prod)) - 1
-
-    idx_w = np.array([x[3] for x in vocab.INDEXES])
-    index = rng.choice(len(vocab.INDEXES), size=n_prod, p=idx_w / idx_w.sum())
-    pg_prob = np.zeros((len(vocab.INDEXES), _N_PG))
-    for i, entry in enumerate(vocab.INDEXES):
-        for g, w in entry[5].items():
-            pg_prob[i, g] = w
-    pg = _sample_rows(rng, pg_prob[index])
-    type_prob = np.zeros((_N_PG, len(vocab.PRODUCT_TYPES)))
-    for t, entry in enumerate(vocab.PRODUCT_TYPES):
-        type_prob[entry[2], t] = entry[6]
-    ptype = _sample_rows(rng, type_prob[pg])
-    n_sec = np.array([len(x[4]) for x in vocab.INDEXES])
-    section = (rng.random(n_prod) * n_sec[index]).astype(np.int64)
-
-    col_w = np.array([c[6] for c in vocab.COLOURS])
-    col_rank = _top_k(rng, np.broadcast_to(np.log(col_w), (n_prod, _N_COL)), 10)
-    colour = col_rank[prod, np.arange(n) - first[prod]]
-    steps = rng.integers(1, 13, size=n)
-    steps[first] = rng.integers(1, 30, size=n_prod)
-    step_cum = np.cumsum(steps)
-    suffix = step_cum - (step_cum[first] - steps[first])[prod]
-    article_ids = codes[prod] * 1000 + suffix
-    ga_w = np.array([g[2] for g in vocab.GRAPHICAL_APPEARANCES])
-    graph = rng.choice(len(ga_w), size=n, p=ga_w / ga_w.sum())
-
-    base_sek = np.array([t[5] for t in vocab.PRODUCT_TYPES])[ptype] * rng.lognormal(0, 0.3, n_prod)
-    snap = np.abs(np.log(base_sek)[:, None] - np.log(np.array(vocab.PRICE_POINTS_SEK))[None, :]).argmin(axis=1)
-    sek = np.array(vocab.PRICE_POINTS_SEK)[snap][prod]
-    n_prices = 8
-    sale = np.floor(sek[:, None] * rng.uniform(0.5, 0.98, size=(n, n_prices))) + 0.99
-    sale[:, 0] = sek
-    distinct, which = np.unique(np.minimum(sale, sek[:, None]), return_inverse=True)
-    price_txt = np.array([_format_price(x) for x in distinct], dtype=f"S{_PRICE_WIDTH}")
-    prices = price_txt.view(np.uint8).reshape(-1, _PRICE_WIDTH)[which.reshape(n, n_prices)]
-
-    stem = rng.integers(0, len(vocab.PRODUCT_NAME_STEMS), size=n_prod)
-    mod = rng.integers(0, len(vocab.PRODUCT_NAME_MODIFIERS), size=n_prod)
-    name_kind = rng.integers(0, 3, size=n_prod)
-    mats = rng.integers(0, len(vocab.MATERIALS), size=n_prod)
-    feats = _top_k(rng, np.zeros((n_prod, len(vocab.FEATURES))), 3)
-    fits = rng.integers(0, len(vocab.FITS), size=n_prod)
-    special = rng.random(n_prod) < 0.02
-    no_desc = rng.random(n) < 0.004
-
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(ARTICLE_COLUMNS)
-        for p in range(n_prod):
-            i_code, i_name, ig, _, sections, _ = vocab.INDEXES[index[p]]
-            t_no, t_name, g, gg_no, _, _, _, short = vocab.PRODUCT_TYPES[ptype[p]]
-            m = vocab.PRODUCT_NAME_MODIFIERS[mod[p]]
-            s = vocab.PRODUCT_NAME_STEMS[stem[p]]
-            name = (f"{s} {m} {short}", f"{m} {short.lower()}", f"{s} {short.lower()}")[name_kind[p]]
-            if special[p]:
-                gg_no = 1016
-            elif i_code == "G" and g <= 2:
-                gg_no = 1006
-            elif t_no == 272 and m == "Denim":
-                gg_no = 1012
-            f1, f2, f3 = (vocab.FEATURES[j] for j in feats[p])
-            mat = vocab.MATERIALS[mats[p]]
-            desc = (
-                f"{t_name} in {mat} with {f1}, {f2} and {f3}."
-                if fits[p] % 2
-                else f"{vocab.FITS[fits[p]]} {t_name.lower()} in {mat} with {f1} and {f2}."
-            )
-            sec_no, sec_name = sections[section[p]]
-            dept_no = 1001 + 100 * int(index[p]) + 10 * g
-            dept_name = vocab.DEPARTMENT_STEMS[g] + vocab.DEPARTMENT_SUFFIX[i_code]
-            ig_name, ig_no = vocab.INDEX_GROUPS[ig]
-            for a in range(first[p], first[p] + counts[p]):
-                ga_no, ga_name, _ = vocab.GRAPHICAL_APPEARANCES[graph[a]]
-                cg, cg_name, pv, pv_name, pm, pm_name, _ = vocab.COLOURS[colour[a]]
-                writer.writerow(
-                    (f"{article_ids[a]:010d}", f"{codes[p]:07d}", name, t_no, t_name,
-                     vocab.PRODUCT_GROUPS[g], ga_no, ga_name, cg, cg_name, pv, pv_name, pm,
-                     pm_name, dept_no, dept_name, i_code, i_name, ig_no, ig_name, sec_no,
-                     sec_name, gg_no, vocab.GARMENT_GROUPS[gg_no], "" if no_desc[a] else desc)
-                )  # fmt: skip
-
-    ig_of_index = np.array([x[2] for x in vocab.INDEXES])
-    art_pop = rng.lognormal(0, 0.9, n_prod)[prod] * rng.lognormal(0, 0.5, n)
-    ids = np.array([f"{x:010d}" for x in article_ids], dtype="S10").view(np.uint8)
-    season = np.array([t[4] for t in vocab.PRODUCT_TYPES])[ptype][prod]
-    pop = art_pop * (col_w[colour] / col_w.mean()) ** 0.5  # common colours sell a bit more
-    return _Catalog(
-        ig_of_index[index][prod], pg[prod], colour, season, pop, first[prod], counts[prod], ids.reshape(n, 10), prices
-    )
 
 
 def _write_customers(path: str, rng: np.random.Generator, n: int, seed: int, knobs: _Knobs) -> _Customers:
@@ -257,13 +127,13 @@ def _write_customers(path: str, rng: np.random.Generator, n: int, seed: int, kno
             age = np.where(young, rng.normal(24, 4, m), rng.normal(50, 10, m))
             age = np.clip(np.rint(age), 16, 99).astype(np.int64)
             ig_p = np.stack([np.interp(age, vocab.AGE_ANCHORS, row) for row in vocab.AGE_INDEX_GROUP_PROBS], axis=1)
-            out.primary[lo:hi] = _sample_rows(rng, ig_p)
-            out.secondary[lo:hi] = _sample_rows(rng, ig_p)
-            out.pref_pg[lo:hi] = _top_k(rng, log_pg[out.primary[lo:hi]], 3)
+            out.primary[lo:hi] = sample_rows(rng, ig_p)
+            out.secondary[lo:hi] = sample_rows(rng, ig_p)
+            out.pref_pg[lo:hi] = top_k(rng, log_pg[out.primary[lo:hi]], 3)
             n_pg = rng.choice(3, size=m, p=[0.3, 0.45, 0.25]) + 1
             w = rng.gamma(1.0, size=(m, 3)) + 0.05
             out.pref_pg_w[lo:hi] = np.where(np.arange(3) < n_pg[:, None], w, 0.0)
-            out.pref_col[lo:hi] = _top_k(rng, np.broadcast_to(log_col, (m, _N_COL)), 3)
+            out.pref_col[lo:hi] = top_k(rng, np.broadcast_to(log_col, (m, _N_COL)), 3)
             out.n_col[lo:hi] = rng.integers(2, 4, size=m)
             out.taste_p[lo:hi] = rng.beta(*knobs.taste_beta, size=m)
             out.online_p[lo:hi] = rng.beta(2.1, 0.9, size=m)
@@ -303,7 +173,7 @@ def _draw(cum: np.ndarray, order: np.ndarray, start: np.ndarray, end: np.ndarray
 class _Sampler:
     """Hierarchical per-day sampler: customer -> bucket -> article within bucket."""
 
-    def __init__(self, cat: _Catalog, cus: _Customers, knobs: _Knobs) -> None:
+    def __init__(self, cat: Catalog, cus: _Customers, knobs: _Knobs) -> None:
         self.cat, self.cus, self.knobs = cat, cus, knobs
         n_art = len(cat.ig)
         bucket = (cat.ig * _N_PG + cat.pg) * _N_COL + cat.colour
@@ -348,7 +218,7 @@ class _Sampler:
         nt = len(ct)
         ig = np.where(rng.random(nt) < k.primary_index_group_p, cus.primary[ct], cus.secondary[ct])
         pref = cus.pref_pg[ct].astype(np.int64)
-        pg = pref[np.arange(nt), _sample_rows(rng, cus.pref_pg_w[ct] * self.pg_factor[pref])]
+        pg = pref[np.arange(nt), sample_rows(rng, cus.pref_pg_w[ct] * self.pg_factor[pref])]
         slot = (rng.random(nt) * cus.n_col[ct]).astype(np.int64)
         col = cus.pref_col[ct, slot].astype(np.int64)
         keys = [(ig * _N_PG + pg) * _N_COL + col, ig * _N_PG + pg, ig.astype(np.int64)]
@@ -392,7 +262,7 @@ def _write_transactions(
     cat, cus, knobs = sampler.cat, sampler.cus, sampler.knobs
     n_prices = cat.prices.shape[1]
     p0 = 87  # offset of the price field in a fixed-width row
-    width = p0 + _PRICE_WIDTH + 3
+    width = p0 + PRICE_WIDTH + 3
     used: list[dt.date] = []
     bar = tqdm(total=n_tx, unit="rows", unit_scale=True, desc="transactions", disable=not progress, file=sys.stderr)
     with open(path, "wb") as fh, bar:
@@ -409,11 +279,11 @@ def _write_transactions(
                 price_no = np.where(full, 0, rng.integers(1, n_prices, n))
                 rows = np.zeros((n, width), np.uint8)
                 rows[:, :10] = date_bytes
-                rows[:, [10, 75, 86, p0 + _PRICE_WIDTH]] = ord(",")
+                rows[:, [10, 75, 86, p0 + PRICE_WIDTH]] = ord(",")
                 rows[:, 11:75] = cus.ids[c]
                 rows[:, 76:86] = cat.ids[art]
-                rows[:, p0 : p0 + _PRICE_WIDTH] = cat.prices[art, price_no]
-                rows[:, p0 + _PRICE_WIDTH + 1] = np.where(rng.random(n) < cus.online_p[c], ord("2"), ord("1"))
+                rows[:, p0 : p0 + PRICE_WIDTH] = cat.prices[art, price_no]
+                rows[:, p0 + PRICE_WIDTH + 1] = np.where(rng.random(n) < cus.online_p[c], ord("2"), ord("1"))
                 rows[:, -1] = ord("\n")
                 flat = rows.ravel()
                 fh.write(flat[flat != 0].tobytes())
@@ -456,7 +326,7 @@ def generate_hm(
     os.makedirs(out_dir, exist_ok=True)
     knobs = _Knobs()
     art_rng, cus_rng, tx_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    catalog = _write_articles(os.path.join(out_dir, "articles.csv"), art_rng, articles)
+    catalog = write_articles(os.path.join(out_dir, "articles.csv"), art_rng, articles)
     people = _write_customers(os.path.join(out_dir, "customers.csv"), cus_rng, customers, seed, knobs)
     sampler = _Sampler(catalog, people, knobs)
     used = _write_transactions(

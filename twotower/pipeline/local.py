@@ -7,29 +7,28 @@ the evaluation and the pushed model found through ML Metadata.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import logging
 import os
+import re
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional, TextIO
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from absl import logging as absl_logging
+from ml_metadata.metadata_store import metadata_store
+from tfx import v1 as tfx
 
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import re  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Dict, List, Optional, TextIO  # noqa: E402
-
-from absl import logging as absl_logging  # noqa: E402
-from ml_metadata.metadata_store import metadata_store  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
-from twotower.components.evaluator.executor import METRICS_FILE  # noqa: E402
-from twotower.components.example_gen.component import Quarantine  # noqa: E402
-from twotower.components.example_gen.ingest import check_inputs  # noqa: E402
-from twotower.components.example_gen.report import read_report  # noqa: E402
-from twotower.config import Profile  # noqa: E402
-from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
-from twotower.schema.contract import profile_ranges  # noqa: E402
+from twotower.components.evaluator.executor import METRICS_FILE
+from twotower.components.example_gen.component import Quarantine
+from twotower.config import Profile
+from twotower.ingest.graph import beam_args
+from twotower.ingest.report import read_report
+from twotower.ingest.tables import check_inputs
+from twotower.pipeline.pipeline import create_pipeline
+from twotower.schema.contract import profile_ranges
 
 METADATA_FILE = "metadata.sqlite"
 LOG_FILE = "run.log"
@@ -44,13 +43,6 @@ class RunResult:
     pushed_model: Optional[str]
     seconds: float
     component_seconds: Dict[str, float]
-
-
-def beam_args(workers: int) -> List[str]:
-    """Returns DirectRunner flags: in-memory for 0 workers, else multi-processing with ``workers``."""
-    if workers <= 0:
-        return ["--direct_running_mode=in_memory"]
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
 
 
 class ComponentProgress(logging.Handler):
@@ -149,23 +141,33 @@ def run_local(
         accept_drift=accept_drift,
     )
     progress = ComponentProgress([c.id for c in pipeline.components], stream)
-    log_file = logging.FileHandler(os.path.join(pipeline_root, LOG_FILE))
+    started = time.monotonic()
+    with tfx_logs_to_file(os.path.join(pipeline_root, LOG_FILE), progress) as log_path:
+        stream.write(f"running {len(pipeline.components)} components; full log: {log_path}\n")
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    return read_result(metadata_path, time.monotonic() - started, progress.seconds)
+
+
+@contextlib.contextmanager
+def tfx_logs_to_file(path: str, progress: ComponentProgress) -> Iterator[str]:
+    """Sends the full TFX log to ``path`` and component progress to ``progress`` while the block runs; yields ``path``.
+
+    Console handlers show errors only meanwhile (TFX warns a lot about itself).
+    """
+    log_file = logging.FileHandler(path)
     log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     absl_logger = absl_logging.get_absl_logger()
     previous_level = absl_logger.level
     absl_logging.set_verbosity(absl_logging.INFO)
     absl_logging.get_absl_handler().setLevel(logging.WARNING)
     root = logging.getLogger()
-    # Console handlers show errors only (TFX warns a lot about itself); run.log gets everything.
     consoles = {h: h.level for h in root.handlers if not isinstance(h, logging.FileHandler)}
     for handler in consoles:
         handler.setLevel(logging.ERROR)
     root.addHandler(log_file)
     absl_logger.addHandler(progress)
-    stream.write(f"running {len(pipeline.components)} components; full log: {log_file.baseFilename}\n")
-    started = time.monotonic()
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        yield log_file.baseFilename
     finally:
         absl_logger.removeHandler(progress)
         root.removeHandler(log_file)
@@ -173,8 +175,10 @@ def run_local(
         absl_logger.setLevel(previous_level)
         for handler, level in consoles.items():
             handler.setLevel(level)
-    seconds = time.monotonic() - started
 
+
+def read_result(metadata_path: str, seconds: float, component_seconds: Dict[str, float]) -> RunResult:
+    """Returns the finished run's RunResult, found through the ML Metadata at ``metadata_path``."""
     store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
     evaluation = _latest_uri(store, "ModelEvaluation")
     metrics: Dict[str, Any] = {}
@@ -182,11 +186,10 @@ def run_local(
         with open(os.path.join(evaluation, METRICS_FILE), encoding="utf-8") as f:
             metrics = json.load(f)
     quarantine = _latest_uri(store, Quarantine.TYPE_NAME)
-    pushed = _pushed_model(store)
     return RunResult(
         metrics=metrics,
         ingestion=read_report(quarantine) if quarantine else {},
-        pushed_model=pushed,
+        pushed_model=_pushed_model(store),
         seconds=seconds,
-        component_seconds=dict(progress.seconds),
+        component_seconds=dict(component_seconds),
     )

@@ -9,24 +9,92 @@ hands the evaluator the latest blessed model of earlier runs, which the new one 
 from __future__ import annotations
 
 import os
+from typing import Any, Dict, List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tfx import v1 as tfx
 
-from typing import Dict, List, Optional  # noqa: E402
-
-from tfx import v1 as tfx  # noqa: E402
-
-from twotower.components.data_gate.component import DataGate  # noqa: E402
-from twotower.components.evaluator.component import RetrievalEvaluator  # noqa: E402
-from twotower.components.example_gen.component import JoinExampleGen  # noqa: E402
-from twotower.components.example_gen.ingest import split_names  # noqa: E402
-from twotower.components.pusher.component import Pusher  # noqa: E402
-from twotower.config import Profile  # noqa: E402
-from twotower.schema.contract import Range  # noqa: E402
-from twotower.trainer import executor as trainer_executor  # noqa: E402
+from twotower.components.data_gate.component import DataGate
+from twotower.components.evaluator.component import RetrievalEvaluator
+from twotower.components.example_gen.component import JoinExampleGen
+from twotower.components.pusher.component import Pusher
+from twotower.components.trainer.component import RUN_FN, Trainer
+from twotower.config import Profile
+from twotower.ingest.splits import split_names
+from twotower.schema.contract import Range
 
 PREPROCESSING_FN = "twotower.transform.preprocessing.preprocessing_fn"
-RUN_FN = "twotower.trainer.run.run_fn"
+
+
+def data_components(
+    profile: Profile,
+    data_root: str,
+    row_ranges: Optional[Dict[str, Range]],
+    baseline_statistics_uri: str,
+    accept_drift: bool,
+) -> List[Any]:
+    """Returns [JoinExampleGen, StatisticsGen, schema (import or inference), DataGate]: data in, contract checked."""
+    example_gen = JoinExampleGen(input_base=data_root, profile=profile, ranges=row_ranges)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    if profile.contract.schema:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=profile.contract.schema)
+    else:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"],
+            infer_feature_shape=True,
+            exclude_splits=[s for s in split_names(profile) if s != "train"],
+        )
+    data_gate = DataGate(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        profile=profile,
+        exclude_splits=["catalog"],
+        baseline_statistics_uri=baseline_statistics_uri,
+        accept_drift=accept_drift,
+    )
+    return [example_gen, statistics_gen, schema_gen, data_gate]
+
+
+def model_components(profile: Profile, pipeline_root: str, serving_dir: str, data: List[Any]) -> List[Any]:
+    """Returns [Transform, Trainer, last-blessed resolver, RetrievalEvaluator, Pusher] over ``data_components``."""
+    example_gen, _, schema_gen, data_gate = data
+    examples, schema = example_gen.outputs["examples"], schema_gen.outputs["schema"]
+    transform = tfx.components.Transform(
+        examples=examples,
+        schema=schema,
+        preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
+        materialize=False,
+        custom_config={"profile": profile.to_json()},
+    )
+    transform.add_upstream_node(data_gate)  # nothing is transformed until the data passed the gate
+    trainer = Trainer(
+        run_fn=RUN_FN,
+        examples=examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"profile": profile.to_json(), "checkpoint_root": os.path.join(pipeline_root, "checkpoints")},
+    )
+    # Latest Model whose ModelBlessing says blessed, from earlier runs in this pipeline's ML Metadata; none at first.
+    last_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = RetrievalEvaluator(
+        model=trainer.outputs["model"], examples=examples, profile=profile, baseline_model=last_blessed.outputs["model"]
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(serving_dir, profile.serving.model_name)
+            )
+        ),
+    )
+    return [transform, trainer, last_blessed, evaluator, pusher]
 
 
 def create_pipeline(
@@ -50,77 +118,11 @@ def create_pipeline(
     lets drift above threshold pass. The blessed model is pushed to
     ``serving_dir/<serving.model_name>/<version>/``, and ``serving_dir/models.config`` lists it for TF Serving.
     """
-    example_gen = JoinExampleGen(input_base=data_root, profile=profile, ranges=row_ranges)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    if profile.contract.schema:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=profile.contract.schema)
-    else:
-        schema_gen = tfx.components.SchemaGen(
-            statistics=statistics_gen.outputs["statistics"],
-            infer_feature_shape=True,
-            exclude_splits=[s for s in split_names(profile) if s != "train"],
-        )
-    data_gate = DataGate(
-        statistics=statistics_gen.outputs["statistics"],
-        schema=schema_gen.outputs["schema"],
-        profile=profile,
-        exclude_splits=["catalog"],
-        baseline_statistics_uri=baseline_statistics_uri,
-        accept_drift=accept_drift,
-    )
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN,
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
-        materialize=False,
-        custom_config={"profile": profile.to_json()},
-    )
-    transform.add_upstream_node(data_gate)  # nothing is transformed until the data passed the gate
-    trainer = trainer_executor.Trainer(
-        run_fn=RUN_FN,
-        examples=example_gen.outputs["examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"profile": profile.to_json(), "checkpoint_root": os.path.join(pipeline_root, "checkpoints")},
-    )
-    # Latest Model whose ModelBlessing says blessed, from earlier runs in this pipeline's ML Metadata; none at first.
-    last_blessed = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator = RetrievalEvaluator(
-        model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"],
-        profile=profile,
-        baseline_model=last_blessed.outputs["model"],
-    )
-    pusher = Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(serving_dir, profile.serving.model_name)
-            )
-        ),
-    )
+    data = data_components(profile, data_root, row_ranges, baseline_statistics_uri, accept_drift)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            data_gate,
-            transform,
-            trainer,
-            last_blessed,
-            evaluator,
-            pusher,
-        ],
+        components=data + model_components(profile, pipeline_root, serving_dir, data),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

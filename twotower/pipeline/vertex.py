@@ -22,20 +22,17 @@ What changes from the local run:
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import posixpath
+from typing import List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tfx import v1 as tfx
 
-import dataclasses  # noqa: E402
-import posixpath  # noqa: E402
-from typing import List, Optional  # noqa: E402
-
-from tfx import v1 as tfx  # noqa: E402
-
-import twotower  # noqa: E402
-from twotower.config import Profile  # noqa: E402
-from twotower.pipeline.pipeline import create_pipeline  # noqa: E402
-from twotower.schema.contract import profile_ranges  # noqa: E402
+import twotower
+from twotower.config import Profile
+from twotower.pipeline.pipeline import create_pipeline
+from twotower.schema.contract import profile_ranges
 
 # The Dockerfile copies the package source here (WORKDIR + COPY twotower ./twotower).
 IMAGE_PACKAGE_DIR = "/opt/twotower/twotower"

@@ -52,7 +52,7 @@ def draft_schema(stats: statistics_pb2.DatasetFeatureStatisticsList, profile: Pr
 
 def infer_contract(profile: Profile, data_dir: str, out_path: str) -> str:
     """Ingests ``data_dir``, drafts a schema from its train split and writes it to ``out_path``; returns the path."""
-    from twotower.pipeline.validate import ingest_and_profile, statistics_path
+    from twotower.schema.validate import ingest_and_profile, statistics_path
 
     out_dir = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(out_dir, exist_ok=True)

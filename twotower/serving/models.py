@@ -12,21 +12,18 @@ keeps serving) until its files change.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
 import os
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import copy  # noqa: E402
-import dataclasses  # noqa: E402
-import logging  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from google.protobuf import json_format  # noqa: E402
-from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.protobuf import saved_model_pb2
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +147,9 @@ def signature_defs_of(path: str) -> Dict[str, Any]:
 def load_scann_index(version_dir: str) -> Any:
     """Returns the ScaNN index pushed with ``version_dir``, or None (no index, or ScaNN support not installed)."""
     try:
-        from twotower.serving.scann_index import load_index
+        from twotower.export.scann_index import load_index
     except ImportError as e:
-        log.info("no ScaNN signature: twotower.serving.scann_index unavailable (%s)", e)
+        log.info("no ScaNN signature: twotower.export.scann_index unavailable (%s)", e)
         return None
     try:
         return load_index(version_dir)

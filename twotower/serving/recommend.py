@@ -7,20 +7,17 @@ when a data directory is given, otherwise they are sent as missing.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
 import os
+import time
+from typing import Dict, List, Mapping, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
 
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from typing import Dict, List, Mapping, Optional, Sequence  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from twotower.config import Profile, from_dict  # noqa: E402
-from twotower.trainer.export import PROFILE_ASSET  # noqa: E402
+from twotower.config import Profile, from_dict
+from twotower.export.assets import PROFILE_ASSET
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,15 +7,12 @@ a killed run picks up where it stopped instead of starting over.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+from typing import Any, Dict, List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import json  # noqa: E402
-import logging  # noqa: E402
-from typing import Any, Dict, List, Optional  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 HISTORY_FILE = "history.json"
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
+from typing import Dict, Iterable, List, Mapping, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from typing import Dict, Iterable, List, Mapping, Optional  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
+import tensorflow as tf
+import tensorflow_transform as tft
 
 PARSE_BATCH = 4096
 

@@ -16,18 +16,14 @@ Every option is a candidate set plus a TFRS Retrieval task over it:
 from __future__ import annotations
 
 import math
-import os
+from typing import Dict, Mapping, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-from typing import Dict, Mapping, Optional  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-
-from twotower.trainer.towers import Tower  # noqa: E402
-from twotower.transform.features import ITEM_ID  # noqa: E402
+from twotower.trainer.towers import Tower
+from twotower.transform.features import ITEM_ID
 
 # TFRS marks removed accidental hits by adding this to their logits.
 _REMOVED = tfrs.layers.loss.MIN_FLOAT / 2

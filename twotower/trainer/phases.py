@@ -9,17 +9,14 @@ and writes phase boundaries, learning rate and temperature to TensorBoard.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+from typing import Any, Dict, List, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
 
-import dataclasses  # noqa: E402
-from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-
-from twotower.config import PHASE_SCHEDULES, PhaseConfig  # noqa: E402
+from twotower.config import PHASE_SCHEDULES, PhaseConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +37,15 @@ class PhaseSteps:
     def last_step(self) -> int:
         """The global step after its last batch."""
         return self.first_step + self.steps
+
+    def bounds(self) -> Dict[str, int]:
+        """Returns {first_epoch, last_epoch, first_step, last_step} (global numbers; last_epoch included)."""
+        return {
+            "first_epoch": self.first_epoch,
+            "last_epoch": self.first_epoch + self.phase.epochs - 1,
+            "first_step": self.first_step,
+            "last_step": self.last_step,
+        }
 
 
 def plan_steps(phases: Sequence[PhaseConfig], n_examples: int) -> List[PhaseSteps]:

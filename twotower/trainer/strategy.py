@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import json  # noqa: E402
-import logging  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 def choose_strategy() -> tf.distribute.Strategy:

@@ -12,18 +12,14 @@ dot product is a cosine similarity.
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from typing import Dict, List, Mapping, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import dataclasses  # noqa: E402
-from typing import Dict, List, Mapping, Sequence  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-
-from twotower.config import Feature, Profile  # noqa: E402
-from twotower.transform.features import (  # noqa: E402
+from twotower.config import Feature, Profile
+from twotower.transform.features import (
     ITEM_ID,
     NUM_OOV_BUCKETS,
     USER_ID,

@@ -1,38 +1,29 @@
-"""Training: fit the two-tower model phase by phase, embed the catalogue, export the SavedModel.
+"""Training: fit the two-tower model phase by phase (fitting only; ``twotower.export`` packages the result).
 
-The export carries the catalogue's retrieval index (``serving.scann_index``), tuned on eval queries.
-
-``train`` is what the TFX run_fn calls; tests and notebooks call it the same way.
-It runs under ``strategy.choose_strategy()``, checkpoints as it goes and, run
+``fit`` runs under ``strategy.choose_strategy()``, checkpoints as it goes and, run
 again on the same checkpoint directory after a crash, resumes at the step of
 the last checkpoint (the data order after a resume differs from an unbroken run).
+``twotower.export.package.train_and_export`` (what the TFX run_fn calls; tests and
+notebooks call it the same way) fits, then exports.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Dict, List, Sequence, Tuple  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-
-from twotower.config import Profile  # noqa: E402
-from twotower.serving import scann_index  # noqa: E402
-from twotower.serving.onnx_export import export_onnx, raw_examples  # noqa: E402
-from twotower.trainer import data, export, model, phases, towers  # noqa: E402
-from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback  # noqa: E402
-from twotower.trainer.export import HISTORY_ASSET  # noqa: E402
-from twotower.trainer.strategy import choose_strategy  # noqa: E402
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs, to_dense  # noqa: E402
-from twotower.vocab.vocabularies import export_vocabularies  # noqa: E402
+from twotower.config import Profile
+from twotower.trainer import data, model, phases, towers
+from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback
+from twotower.trainer.strategy import choose_strategy
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs
 
 SHUFFLE_BUFFER = 100_000
 
@@ -56,25 +47,6 @@ def item_counts(examples: tf.data.Dataset, n_items: int) -> np.ndarray:
     for batch in examples.batch(65536):
         counts += np.bincount(batch[ITEM_ID].numpy(), minlength=n_items)[:n_items]
     return counts
-
-
-def embed_catalog(
-    patterns: Sequence[str],
-    tft_output: tft.TFTransformOutput,
-    candidate_tower: tf.keras.Model,
-    profile: Profile,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (ids ``[n]`` bytes, names ``[n]`` bytes, embeddings ``[n, dim]`` float32) of the catalogue."""
-    d = profile.data
-    _, item_raw = raw_inputs(profile)
-    spec = {n: tft_output.raw_feature_spec()[n] for n in item_raw + [d.item_name]}
-    layer = tft_output.transform_features_layer()
-    ids, names, embeddings = [], [], []
-    for raw in data.raw_dataset(patterns, spec):
-        ids.append(to_dense(raw[d.item_id]).numpy())
-        names.append(to_dense(raw[d.item_name]).numpy())
-        embeddings.append(candidate_tower(layer({n: raw[n] for n in item_raw})).numpy())
-    return np.concatenate(ids), np.concatenate(names), np.concatenate(embeddings)
 
 
 def item_table(
@@ -148,13 +120,99 @@ def fit_phase(
     return p.last_step - step
 
 
-def train(profile: Profile, paths: Paths) -> Dict[str, Any]:
-    """Trains phase by phase, exports to ``paths.serving_model_dir``, returns the history.
+@dataclasses.dataclass
+class Fitted:
+    """What ``fit`` hands to the export: the trained towers, their data and the training history."""
 
-    The history (saved as ``assets.extra/history.json`` in the model too) is
+    model: model.TwoTowerModel
+    tft_output: tft.TFTransformOutput
+    eval_examples: tf.data.Dataset  # transformed eval examples, unbatched (the index is tuned on their queries)
+    history: Dict[str, Any]  # history.json's content (see ``fit``)
+    checkpoints: Checkpoints  # removed once the export is complete: a finished run is not resumed
+
+    @property
+    def query_tower(self) -> towers.Tower:
+        return self.model.query_tower
+
+    @property
+    def candidate_tower(self) -> towers.Tower:
+        return self.model.candidate_tower
+
+
+def build_model(
+    profile: Profile,
+    tft_output: tft.TFTransformOutput,
+    counts: np.ndarray,
+    table: Optional[Dict[str, np.ndarray]],
+    first: Dict[str, tf.Tensor],
+) -> Tuple[model.TwoTowerModel, tf.keras.optimizers.Optimizer, phases.PhaseSchedule, phases.WeightAverage]:
+    """Returns (model, optimizer, schedule, weight average), built in the current strategy's scope.
+
+    ``counts``: ``[n_items]`` training counts by item index; ``table``: the item feature table for sampled
+    negatives (or None); ``first``: a batch of transformed examples, run once to create the variables a
+    checkpoint restores into.
+    """
+    t = profile.trainer
+    query_tower, candidate_tower = towers.build_towers(profile, tft_output)
+    two_tower = model.TwoTowerModel(
+        query_tower,
+        candidate_tower,
+        t.temperature,
+        learn_temperature=t.learn_temperature,
+        item_frequency=model.item_frequency(counts) if t.logq_strength > 0 else None,
+        logq_strength=t.logq_strength,
+        item_table=table,
+    )
+    schedule = phases.PhaseSchedule()
+    optimizer = make_optimizer(t.optimizer, schedule)
+    two_tower.compile(optimizer=optimizer)
+    query_tower(first), candidate_tower(first)
+    optimizer.build(two_tower.trainable_variables)
+    return two_tower, optimizer, schedule, phases.WeightAverage(two_tower.trainable_variables)
+
+
+def run_plan(
+    two_tower: model.TwoTowerModel,
+    plan: Sequence[phases.PhaseSteps],
+    schedule: phases.PhaseSchedule,
+    average: phases.WeightAverage,
+    checkpoints: Checkpoints,
+    datasets: Tuple[tf.data.Dataset, tf.data.Dataset],
+    n_examples: int,
+    log_dir: str,
+    checkpoint_every_steps: int,
+) -> float:
+    """Runs every phase not yet done (by the optimizer's step); returns the training examples/s of this run.
+
+    ``datasets``: (train, eval) transformed examples, unbatched; ``n_examples``: the training examples per epoch.
+    """
+    train_examples, eval_examples = datasets
+    tensorboard = tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")
+    started, examples = time.monotonic(), 0.0
+    optimizer = two_tower.optimizer
+    for p in plan:
+        step = int(optimizer.iterations.numpy())
+        if step >= p.last_step:
+            continue
+        callbacks = [
+            phases.PhaseCallback(p, schedule, average, log_dir, resumed=step > p.first_step),
+            HistoryCallback(checkpoints, p.phase.name),
+            CheckpointCallback(checkpoints, checkpoint_every_steps),
+            tensorboard,
+        ]
+        batches = fit_phase(two_tower, p, step, train_examples, eval_examples, callbacks)
+        examples += batches * n_examples / p.steps_per_epoch
+    seconds = time.monotonic() - started
+    return examples / seconds if seconds > 0 else 0.0
+
+
+def fit(profile: Profile, paths: Paths) -> Fitted:
+    """Trains phase by phase (resuming from ``paths``' checkpoints); returns the fitted model, not yet exported.
+
+    ``Fitted.history`` (exported as ``assets.extra/history.json``) is
     ``{"phases": [{name, first_epoch, last_epoch, first_step, last_step, batch_size, ...}],
     "epochs": [{epoch, phase, loss, val_loss, learning_rate}], "examples_per_s": float,
-    "resumed_from_step": int}``.
+    "resumed_from_step": int, "temperature": float}``.
     """
     t = profile.trainer
     strategy = choose_strategy()
@@ -170,23 +228,8 @@ def train(profile: Profile, paths: Paths) -> Dict[str, Any]:
     plan = phases.plan_steps(t.plan(), int(counts.sum()))
     table = item_table(paths.catalog, tft_output, profile, n_vocab) if any(p.phase.negatives for p in plan) else None
     with strategy.scope():
-        query_tower, candidate_tower = towers.build_towers(profile, tft_output)
-        two_tower = model.TwoTowerModel(
-            query_tower,
-            candidate_tower,
-            t.temperature,
-            learn_temperature=t.learn_temperature,
-            item_frequency=model.item_frequency(counts) if t.logq_strength > 0 else None,
-            logq_strength=t.logq_strength,
-            item_table=table,
-        )
-        schedule = phases.PhaseSchedule()
-        optimizer = make_optimizer(t.optimizer, schedule)
-        two_tower.compile(optimizer=optimizer)
         first = next(iter(train_examples.batch(2)))
-        query_tower(first), candidate_tower(first)  # create the variables a checkpoint restores into
-        optimizer.build(two_tower.trainable_variables)
-        average = phases.WeightAverage(two_tower.trainable_variables)
+        two_tower, optimizer, schedule, average = build_model(profile, tft_output, counts, table, first)
     checkpoints = Checkpoints(
         paths.checkpoint_dir or os.path.join(paths.log_dir, "checkpoints"),
         model=two_tower,
@@ -197,59 +240,23 @@ def train(profile: Profile, paths: Paths) -> Dict[str, Any]:
     if checkpoints.restore():
         resumed_from = int(optimizer.iterations.numpy())
         logging.info("Resuming at step %d of %d from %s", resumed_from, plan[-1].last_step, checkpoints.directory)
-    tensorboard = tf.keras.callbacks.TensorBoard(log_dir=paths.log_dir, update_freq="epoch")
-    started, examples = time.monotonic(), 0
-    for p in plan:
-        step = int(optimizer.iterations.numpy())
-        if step >= p.last_step:
-            continue
-        callbacks = [
-            phases.PhaseCallback(p, schedule, average, paths.log_dir, resumed=step > p.first_step),
-            HistoryCallback(checkpoints, p.phase.name),
-            CheckpointCallback(checkpoints, t.checkpoint_every_steps),
-            tensorboard,
-        ]
-        batches = fit_phase(two_tower, p, step, train_examples, eval_examples, callbacks)
-        examples += batches * int(counts.sum()) / p.steps_per_epoch
-    seconds = time.monotonic() - started
+    datasets = (train_examples, eval_examples)
+    speed = run_plan(
+        two_tower,
+        plan,
+        schedule,
+        average,
+        checkpoints,
+        datasets,
+        int(counts.sum()),
+        paths.log_dir,
+        t.checkpoint_every_steps,
+    )
     history = {
-        "phases": [
-            dict(
-                dataclasses.asdict(p.phase),
-                first_epoch=p.first_epoch,
-                last_epoch=p.first_epoch + p.phase.epochs - 1,
-                first_step=p.first_step,
-                last_step=p.last_step,
-            )
-            for p in plan
-        ],
+        "phases": [dict(dataclasses.asdict(p.phase), **p.bounds()) for p in plan],
         "epochs": checkpoints.history,
-        "examples_per_s": examples / seconds if seconds > 0 else 0.0,
+        "examples_per_s": speed,
         "resumed_from_step": resumed_from,
         "temperature": float(two_tower.temperature),
     }
-    ids, names, embeddings = embed_catalog(paths.catalog, tft_output, candidate_tower, profile)
-    logging.info("Embedded %d catalogue items; exporting to %s", len(ids), paths.serving_model_dir)
-    module = export.RetrievalModule(
-        tft_output,
-        query_tower,
-        candidate_tower,
-        query_raw,
-        item_raw,
-        item_ids=tf.constant(ids),
-        item_names=tf.constant(names),
-        item_embeddings=tf.constant(embeddings),
-        top_k=profile.serving.top_k,
-    )
-    export.export(module, paths.serving_model_dir, profile.to_json())
-    export_vocabularies(profile, tft_output, paths.serving_model_dir)
-    tuning = [query_tower(batch).numpy() for batch in eval_examples.batch(scann_index.VALIDATION_QUERIES).take(1)]
-    scann_index.build_and_save(
-        ids, names, embeddings, paths.serving_model_dir, profile.serving.top_k, tuning[0] if tuning else None
-    )
-    query_examples = raw_examples(paths.eval, tft_output, query_raw)
-    export_onnx(module, paths.serving_model_dir, query_examples, raw_examples(paths.catalog, tft_output, item_raw))
-    with tf.io.gfile.GFile(os.path.join(paths.serving_model_dir, HISTORY_ASSET), "w") as f:
-        json.dump(history, f, indent=2)
-    checkpoints.remove()
-    return history
+    return Fitted(two_tower, tft_output, eval_examples, history, checkpoints)

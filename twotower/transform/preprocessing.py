@@ -1,14 +1,10 @@
 """Transform module file: TFX calls ``preprocessing_fn``; the work is in features.py."""
 
-import os
+import json
+from typing import Any, Dict
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import json  # noqa: E402
-from typing import Any, Dict  # noqa: E402
-
-from twotower.config import from_dict  # noqa: E402
-from twotower.transform.features import preprocess  # noqa: E402
+from twotower.config import from_dict
+from twotower.transform.features import preprocess
 
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,0 +1,1 @@
+"""DataGate: statistics validated against the contract and drift checked against a baseline; stops the run."""

@@ -22,17 +22,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from twotower.components.example_gen.csv_source import DataError
 from twotower.config import from_dict
-from twotower.schema.contract import anomaly_list, format_anomalies, is_drift, validate
+from twotower.errors import ContractViolation
+from twotower.schema.checks import anomaly_list, format_anomalies, is_drift, validate
 from twotower.schema.drift import load_statistics
 
 REPORT_JSON = "report.json"
 REPORT_TEXT = "report.txt"
-
-
-class ContractViolation(DataError):
-    """The data broke the contract schema, or drifted beyond a threshold without being accepted."""
 
 
 def verdict(results: Dict[str, List[Dict[str, Any]]], accept_drift: bool) -> Dict[str, Any]:

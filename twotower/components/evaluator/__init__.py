@@ -1,1 +1,1 @@
-"""RetrievalEvaluator: Recall@K of the exported model vs a popularity baseline; blessing."""
+"""RetrievalEvaluator: the exported model scored against its baselines on held-out users (``twotower.evaluation``)."""

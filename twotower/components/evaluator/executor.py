@@ -13,10 +13,10 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from twotower.components.evaluator import plots
-from twotower.components.evaluator.evaluate import evaluate
 from twotower.config import Profile, from_dict
-from twotower.trainer.export import HISTORY_ASSET
+from twotower.evaluation import plots
+from twotower.evaluation.evaluate import evaluate
+from twotower.export.assets import HISTORY_ASSET
 
 METRICS_FILE = "metrics.json"
 RECALL_PLOT = "recall_at_k.png"

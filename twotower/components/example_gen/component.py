@@ -20,10 +20,10 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.types.standard_component_specs import FileBasedExampleGenSpec
 
 from twotower.components.example_gen import executor
-from twotower.components.example_gen.csv_source import DEFAULT_CHUNK_BYTES
-from twotower.components.example_gen.ingest import split_names
-from twotower.components.example_gen.rows import Range
 from twotower.config import Profile
+from twotower.ingest.csv_source import DEFAULT_CHUNK_BYTES
+from twotower.ingest.rows import Range
+from twotower.ingest.splits import split_names
 
 
 class Quarantine(types.Artifact):

@@ -1,4 +1,4 @@
-"""JoinExampleGen executor: runs the ingestion graph (ingest.py) and enforces the ingestion contract.
+"""JoinExampleGen executor: runs the ingestion graph (``twotower.ingest``) and enforces the ingestion contract.
 
 It writes each split as gzipped TFRecords straight from the ingest step (no
 shuffle: TFX's stock WriteSplit reshuffles, which on the local runner holds every
@@ -10,11 +10,8 @@ up, a file is over the quarantine limit, or a split is empty.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Dict, List
 
-import apache_beam as beam
-import tensorflow as tf
 from google.protobuf import wrappers_pb2
 from tfx import types
 from tfx.components.util import examples_utils
@@ -23,12 +20,13 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from twotower.components.example_gen import ingest
-from twotower.components.example_gen.report import REPORT_FILE, ROWS_PREFIX, check_report, read_report
 from twotower.config import Profile, from_dict
+from twotower.ingest import graph
+from twotower.ingest.report import check_report, read_report
+from twotower.ingest.splits import split_names
+from twotower.ingest.write import write_outputs
 
 QUARANTINE_KEY = "quarantine"
-EXAMPLES_FILE = "data_tfrecord"
 
 
 def pack_config(profile: Profile, ranges: Dict[str, Any], chunk_bytes: int) -> str:
@@ -51,30 +49,6 @@ def unpack_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def write_outputs(ingestion: ingest.Ingestion, split_dirs: Dict[str, str], quarantine_dir: str) -> None:
-    """Adds writes of the splits (gzipped TFRecords), quarantined rows (JSON lines) and report.json."""
-    for name, examples in ingestion.splits.items():
-        _ = examples | f"Write[{name}]" >> beam.io.WriteToTFRecord(
-            os.path.join(split_dirs[name], EXAMPLES_FILE), file_name_suffix=".gz"
-        )
-    write_quarantine(ingestion, quarantine_dir)
-
-
-def write_quarantine(ingestion: ingest.Ingestion, directory: str) -> None:
-    """Adds writes of the quarantined rows (``rows-*.jsonl``) and ``report.json`` under ``directory``."""
-    _ = (
-        ingestion.quarantine
-        | "QuarantineToJson" >> beam.Map(json.dumps, sort_keys=True)
-        | "WriteQuarantine" >> beam.io.WriteToText(os.path.join(directory, ROWS_PREFIX), file_name_suffix=".jsonl")
-    )
-    _ = ingestion.report | "WriteReport" >> beam.Map(_write_json, os.path.join(directory, REPORT_FILE))
-
-
-def _write_json(value: Any, path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Joins a profile's CSV files, splits them by time and quarantines bad rows (see module docstring)."""
 
@@ -90,11 +64,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         profile = config["profile"]
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         quarantine = artifact_utils.get_single_instance(output_dict[QUARANTINE_KEY])
-        names = ingest.split_names(profile)
+        names = split_names(profile)
         examples.split_names = artifact_utils.encode_split_names(names)
         split_dirs = {name: artifact_utils.get_split_uri([examples], name) for name in names}
         with self._make_beam_pipeline() as pipeline:
-            ingestion = ingest.build_ingestion(
+            ingestion = graph.build_ingestion(
                 pipeline,
                 exec_properties[standard_component_specs.INPUT_BASE_KEY],
                 profile,

@@ -1,0 +1,69 @@
+"""``twotower data generate`` and ``twotower data movielens``: the bundled and the fetched data sets."""
+
+from __future__ import annotations
+
+import argparse
+
+from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    if args.profile == "retail":
+        from twotower.data.retail import generate_retail
+
+        result = generate_retail(args.out, args.customers, args.items, args.transactions, seed=args.seed)
+        print(f"wrote retail data to {args.out}: {result}")
+        return 0
+    from twotower.data.synthetic import generate_hm
+
+    result = generate_hm(
+        args.out,
+        customers=args.customers,
+        articles=args.items,
+        transactions=args.transactions,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {result.transactions} transactions, {result.customers} customers, {result.articles} articles "
+        f"({result.first_date} .. {result.last_date}) to {result.out_dir}"
+    )
+    return 0
+
+
+def _cmd_movielens(args: argparse.Namespace) -> int:
+    from twotower.data.movielens import write_movielens
+
+    result = write_movielens(args.out, cache_dir=args.cache)
+    print(
+        f"wrote {result.ratings} ratings, {result.users} users, {result.movies} movies "
+        f"({result.first_date} .. {result.last_date}) to {result.out_dir}; run it with --config movielens"
+    )
+    return 0
+
+
+def add_data_commands(commands: argparse._SubParsersAction) -> None:
+    """Adds ``data generate`` and ``data movielens`` to the ``twotower`` sub-command parser ``commands``."""
+    data = commands.add_parser("data", help="data set tools")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    gen = data_commands.add_parser(
+        "generate", help="write synthetic CSVs: H&M schema (articles, customers, transactions) or retail"
+    )
+    gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--profile", choices=["hm", "retail"], default="hm", help="data set shape (default hm)")
+    gen.add_argument("--customers", type=int, default=DEMO_CUSTOMERS, help="number of customers (default %(default)s)")
+    gen.add_argument(
+        "--items", "--articles", type=int, default=DEMO_ARTICLES, help="number of items (default %(default)s)"
+    )
+    gen.add_argument(
+        "--transactions", type=int, default=DEMO_TRANSACTIONS, help="number of transactions (default %(default)s)"
+    )
+    gen.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default 0)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_cmd_generate)
+    ml = data_commands.add_parser(
+        "movielens", help="write MovieLens-100K as CSVs (from the recbole==1.2.1 wheel on PyPI; not redistributed)"
+    )
+    ml.add_argument("--out", required=True, help="output directory")
+    ml.add_argument("--cache", help="where the wheel is kept (default $TWOTOWER_CACHE or ~/.cache/twotower/wheels)")
+    ml.set_defaults(func=_cmd_movielens)

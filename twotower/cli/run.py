@@ -1,0 +1,139 @@
+"""``twotower run`` (the local pipeline) and ``twotower vertex`` (the same pipeline for Vertex AI)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict
+
+from twotower.cli.output import print_models, print_recommendations
+from twotower.errors import EXIT_NOT_BLESSED, EXIT_OK
+
+
+def print_evaluation(metrics: Dict[str, Any]) -> None:
+    """Prints the evaluator's table (model, baselines, last blessed model) and the blessing reason."""
+    models = metrics.get("models", {})
+    if not models:
+        return
+    last_blessed = metrics.get("baseline") or {}
+    if "metrics" in last_blessed:  # the last blessed model, scored on the same users
+        models = {**models, "last_blessed": last_blessed["metrics"]}
+    print_models(models)
+    held_out = metrics.get("held_out_split", "eval")
+    print(f"{held_out} users: {metrics['eval_users']}; {metrics['blessing']['reason']}")
+    if "metrics" in last_blessed:
+        print(f"last_blessed: the model blessed before, {last_blessed['uri']}")
+    elif last_blessed:
+        print(f"last blessed model {last_blessed['uri']} not compared: {last_blessed['error']}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from twotower.config import load_profile
+    from twotower.ingest.report import format_report
+    from twotower.pipeline.local import run_local
+
+    profile = load_profile(args.config)
+    data = args.data
+    if data is None:
+        from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm
+
+        data = os.path.join(args.pipeline_root, "data")
+        print(f"no --data given: generating the bundled synthetic H&M data set in {data}", file=sys.stderr)
+        generate_hm(data, DEMO_CUSTOMERS, DEMO_ARTICLES, DEMO_TRANSACTIONS, seed=0)
+    result = run_local(
+        profile,
+        data_root=data,
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir,
+        beam_workers=args.beam_workers,
+        enable_cache=args.cache,
+        accept_drift=args.accept_drift,
+    )
+    print(f"\npipeline finished in {result.seconds:.0f}s; artifacts under {os.path.abspath(args.pipeline_root)}")
+    if result.ingestion:
+        print(format_report(result.ingestion))
+    print_evaluation(result.metrics)
+    if not result.pushed_model:
+        print("model NOT blessed: nothing was pushed", file=sys.stderr)
+        return EXIT_NOT_BLESSED
+    print(f"pushed model: {result.pushed_model}")
+    if args.show:
+        from twotower.serving.recommend import recommend, sample_users
+
+        serving_dir = os.path.dirname(os.path.dirname(result.pushed_model))
+        for user in sample_users(data, profile, args.show):
+            print_recommendations(f"\ntop-10 for customer {user}:", recommend(serving_dir, user, 10, data_dir=data))
+    return EXIT_OK
+
+
+def _cmd_vertex(args: argparse.Namespace) -> int:
+    from twotower.config import load_profile
+    from twotower.pipeline.vertex import VertexSettings, compile_pipeline, submit
+
+    profile = load_profile(args.config)
+    settings = VertexSettings(
+        project=args.project,
+        region=args.region,
+        data_root=args.data,
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir or "",
+        image=args.image or "",
+        dataflow=args.dataflow,
+        dataflow_image=args.dataflow_image or "",
+        baseline_statistics=args.baseline_statistics or "",
+        schema_uri=args.schema_uri or "",
+        accept_drift=args.accept_drift,
+        enable_cache=args.cache,
+    )
+    path = compile_pipeline(profile, settings, args.output or f"twotower-{profile.name}-vertex.json")
+    print(f"compiled the pipeline for Vertex AI: {path} (image {settings.pipeline_image()})")
+    if args.submit:
+        print(f"submitted: {submit(path, settings, args.service_account)}")
+    else:
+        print("submit it with --submit, or upload the file in the Vertex AI Pipelines console")
+    return EXIT_OK
+
+
+def add_run_command(commands: argparse._SubParsersAction) -> None:
+    """Adds ``run`` to the ``twotower`` sub-command parser ``commands``."""
+    run = commands.add_parser("run", help="run the TFX pipeline locally and push the blessed model")
+    run.add_argument("--config", default="hm", help="built-in profile name (hm) or a profile YAML path (default hm)")
+    run.add_argument("--data", help="directory with the profile's CSV files (default: generate synthetic data)")
+    run.add_argument("--pipeline-root", default="runs/demo", help="artifacts and ML Metadata (default %(default)s)")
+    run.add_argument("--serving-dir", help="push destination (default <pipeline-root>/serving)")
+    run.add_argument(
+        "--beam-workers", type=int, default=0, help="Beam DirectRunner processes; 0 = in-memory (default 0)"
+    )
+    run.add_argument("--cache", action="store_true", help="reuse outputs of components whose inputs did not change")
+    run.add_argument("--show", type=int, default=0, help="print top-10 for this many customers at the end")
+    run.add_argument(
+        "--accept-drift", action="store_true", help="let drift above threshold (vs the previous run) pass the gate"
+    )
+    run.set_defaults(func=_cmd_run)
+
+
+def add_vertex_command(commands: argparse._SubParsersAction) -> None:
+    """Adds ``vertex`` to the ``twotower`` sub-command parser ``commands``."""
+    vertex = commands.add_parser(
+        "vertex", help="compile the pipeline for Vertex AI Pipelines (and submit it with --submit)"
+    )
+    vertex.add_argument("--config", default="hm", help="built-in profile name or a profile YAML path (default hm)")
+    vertex.add_argument("--data", required=True, help="gs:// directory with the profile's CSV files")
+    vertex.add_argument("--pipeline-root", required=True, help="gs:// directory for the run's artifacts")
+    vertex.add_argument("--serving-dir", help="gs:// push destination (default <pipeline-root>/serving)")
+    vertex.add_argument("--project", required=True, help="Google Cloud project")
+    vertex.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")
+    vertex.add_argument(
+        "--image", help="pipeline image (default REGION-docker.pkg.dev/PROJECT/twotower/twotower:VERSION)"
+    )
+    vertex.add_argument("--dataflow", action="store_true", help="run the Beam stages on Dataflow")
+    vertex.add_argument("--dataflow-image", help="Dataflow worker image (default: .../twotower-dataflow:VERSION)")
+    vertex.add_argument("--baseline-statistics", help="gs:// StatisticsGen output of an earlier run: drift baseline")
+    vertex.add_argument("--schema-uri", help="gs:// copy of the contract schema, when it is not one the package ships")
+    vertex.add_argument("--accept-drift", action="store_true", help="let drift above threshold pass the gate")
+    vertex.add_argument("--cache", action="store_true", help="let Vertex AI reuse outputs of unchanged steps")
+    vertex.add_argument("--output", help="pipeline definition to write (default twotower-<profile>-vertex.json)")
+    vertex.add_argument("--submit", action="store_true", help="submit the compiled pipeline (needs credentials)")
+    vertex.add_argument("--service-account", help="service account the pipeline runs as (with --submit)")
+    vertex.set_defaults(func=_cmd_vertex)

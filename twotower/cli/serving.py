@@ -1,0 +1,150 @@
+"""The serving commands of ``twotower``: recommend, serve and query.
+
+Nothing here imports TensorFlow at module level: ``twotower query`` uses the REST API only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from twotower.cli.output import print_recommendations
+from twotower.errors import EXIT_BAD_INPUT
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from twotower.serving.recommend import recommend
+
+    recs = recommend(args.serving_dir, args.customer_id, args.k, data_dir=args.data, model_name=args.model_name)
+    print_recommendations(f"top-{args.k} for customer {args.customer_id}:", recs)
+    return 0
+
+
+def _pairs(flag: str, items: Optional[List[str]]) -> List[tuple]:
+    """Returns [(name, value)] from repeated ``--flag NAME=VALUE`` arguments."""
+    pairs = []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{flag} expects NAME=VALUE, got {item!r}")
+        pairs.append((name, value))
+    return pairs
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from twotower.serving.server import RestServer, ServerConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    labels = []
+    for name, version in _pairs("--label", args.label):
+        if not version.isdigit():
+            raise ValueError(f"--label {name}={version}: a version is a number")
+        labels.append((name, int(version)))
+    config = ServerConfig(
+        serving_dir=args.serving_dir,
+        model_names=tuple(args.model_name or ()),
+        host=args.host,
+        port=args.port,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms,
+        batch_threads=args.batch_threads,
+        keep_versions=args.keep_versions,
+        poll_seconds=args.poll_seconds,
+        labels=tuple(labels),
+        max_body_bytes=args.max_body_bytes,
+        tf_threads=args.tf_threads,
+    )
+
+    def ready(server: RestServer) -> None:
+        loaded = ", ".join(f"{m}/{v}" for m, v in sorted(server.registry.loaded())) or "none yet"
+        print(f"serving {os.path.abspath(args.serving_dir)} (versions: {loaded}) on http://{args.host}:{server.port}")
+        print(f"  curl http://localhost:{server.port}/v1/models/<model>   (Ctrl-C stops)", flush=True)
+
+    try:
+        RestServer(config).serve_forever(on_ready=ready)
+    except OSError as e:
+        raise ValueError(f"--host {args.host} --port {args.port}: cannot listen ({e.strerror or e})") from None
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from twotower.serving.client import QueryError, query
+
+    try:
+        recs = query(
+            args.url,
+            args.customer_id,
+            model_name=args.model_name,
+            k=args.k,
+            signature=args.signature,
+            features=dict(_pairs("--feature", args.feature)),
+            id_feature=args.id_feature,
+            version=args.version,
+        )
+    except QueryError as e:  # answered here: main()'s error handling would load TensorFlow first
+        print(f"twotower: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print_recommendations(f"top-{len(recs)} for customer {args.customer_id} from {args.url}:", recs)
+    return 0
+
+
+def add_serving_commands(commands: argparse._SubParsersAction) -> None:
+    """Adds ``recommend``, ``serve`` and ``query`` to the ``twotower`` sub-command parser ``commands``."""
+    rec = commands.add_parser("recommend", help="top-K items for a customer from the latest pushed model")
+    rec.add_argument("--serving-dir", required=True, help="the push destination of `twotower run`")
+    rec.add_argument("--customer-id", required=True, help="customer (user) id")
+    rec.add_argument("-k", type=int, default=10, help="number of items (default %(default)s)")
+    rec.add_argument("--data", help="data directory to read the customer's features from (else sent as missing)")
+    rec.add_argument("--model-name", help="model under the serving dir (default: the only one)")
+    rec.set_defaults(func=_cmd_recommend)
+
+    serve = commands.add_parser(
+        "serve", help="serve every pushed version with TF Serving's REST API (hot reload, batching, /metrics)"
+    )
+    serve.add_argument("--serving-dir", required=True, help="the push destination: <dir>/<model>/<version>/")
+    serve.add_argument("--port", type=int, default=8501, help="REST port (default %(default)s, as TF Serving)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s, all)")
+    serve.add_argument(
+        "--model-name", action="append", help="serve this model (repeatable; default: every model in the dir)"
+    )
+    serve.add_argument(
+        "--max-batch-size", type=int, default=32, help="rows per model call; 1 turns batching off (default %(default)s)"
+    )
+    serve.add_argument(
+        "--batch-timeout-ms",
+        type=float,
+        default=0.0,
+        help="longest wait for a batch to fill; 0: none, batches form while the model is busy (default 0)",
+    )
+    serve.add_argument("--batch-threads", type=int, default=1, help="model calls in parallel (default %(default)s)")
+    serve.add_argument(
+        "--keep-versions", type=int, default=1, help="serve the latest N versions on disk (default %(default)s)"
+    )
+    serve.add_argument(
+        "--poll-seconds", type=float, default=1.0, help="how often to look for new versions; 0: never (default 1)"
+    )
+    serve.add_argument("--label", action="append", help="version label, NAME=VERSION (repeatable): /labels/NAME")
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=1 << 20, help="larger requests get 413 (default %(default)s)"
+    )
+    serve.add_argument(
+        "--tf-threads", type=int, default=0, help="TensorFlow intra/inter-op threads; 0: one per core (default)"
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    q = commands.add_parser("query", help="top-K items for a customer from a running server (REST API only)")
+    q.add_argument("--url", required=True, help="the server, e.g. http://localhost:8501")
+    q.add_argument("--customer-id", required=True, help="customer (user) id; unknown ids get recommendations too")
+    q.add_argument("-k", type=int, default=10, help="number of items (default %(default)s)")
+    q.add_argument("--model-name", default="twotower", help="model name (default %(default)s)")
+    q.add_argument("--version", type=int, help="model version (default: the latest the server has)")
+    q.add_argument(
+        "--signature", default="serving_default", help="serving_default (exact) or scann (default %(default)s)"
+    )
+    q.add_argument("--feature", action="append", help="a user feature, NAME=VALUE (repeatable; others sent missing)")
+    q.add_argument("--id-feature", help="input that takes the id (default: the one string input named *id)")
+    q.set_defaults(func=_cmd_query)

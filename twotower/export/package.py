@@ -1,0 +1,92 @@
+"""Packaging a fitted model: everything built once after training, under the model directory.
+
+``package`` writes, after ``trainer.train.fit``:
+
+- the SavedModel with its signatures (``export.signatures``) and ``assets.extra/profile.json``;
+- ``assets.extra/vocabularies.json`` and ``vocab/`` (``export.vocabularies``);
+- the catalogue's retrieval index, tuned on eval queries, and the ScaNN SavedModel (``export.index``);
+- the ONNX towers, checked against TensorFlow on real examples (``export.onnx_export``);
+- ``assets.extra/history.json``, the training history.
+
+``train_and_export`` is fit, then package: what the TFX run_fn calls, and tests and notebooks too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from twotower.config import Profile
+from twotower.export import signatures
+from twotower.export.assets import HISTORY_ASSET
+from twotower.export.index import build_and_save
+from twotower.export.onnx_export import export_onnx, raw_examples
+from twotower.export.scann_index import VALIDATION_QUERIES
+from twotower.export.vocabularies import export_vocabularies
+from twotower.trainer import data
+from twotower.trainer.train import Fitted, Paths, fit
+from twotower.transform.features import raw_inputs, to_dense
+
+
+def embed_catalog(
+    patterns: Sequence[str],
+    tft_output: tft.TFTransformOutput,
+    candidate_tower: tf.keras.Model,
+    profile: Profile,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (ids ``[n]`` bytes, names ``[n]`` bytes, embeddings ``[n, dim]`` float32) of the catalogue."""
+    d = profile.data
+    _, item_raw = raw_inputs(profile)
+    spec = {n: tft_output.raw_feature_spec()[n] for n in item_raw + [d.item_name]}
+    layer = tft_output.transform_features_layer()
+    ids, names, embeddings = [], [], []
+    for raw in data.raw_dataset(patterns, spec):
+        ids.append(to_dense(raw[d.item_id]).numpy())
+        names.append(to_dense(raw[d.item_name]).numpy())
+        embeddings.append(candidate_tower(layer({n: raw[n] for n in item_raw})).numpy())
+    return np.concatenate(ids), np.concatenate(names), np.concatenate(embeddings)
+
+
+def package(profile: Profile, paths: Paths, fitted: Fitted) -> None:
+    """Writes the SavedModel and every build-time asset (module docstring) to ``paths.serving_model_dir``."""
+    model_dir, tft_output = paths.serving_model_dir, fitted.tft_output
+    query_raw, item_raw = raw_inputs(profile)
+    ids, names, embeddings = embed_catalog(paths.catalog, tft_output, fitted.candidate_tower, profile)
+    logging.info("Embedded %d catalogue items; exporting to %s", len(ids), model_dir)
+    module = signatures.RetrievalModule(
+        tft_output,
+        fitted.query_tower,
+        fitted.candidate_tower,
+        query_raw,
+        item_raw,
+        item_ids=tf.constant(ids),
+        item_names=tf.constant(names),
+        item_embeddings=tf.constant(embeddings),
+        top_k=profile.serving.top_k,
+    )
+    signatures.export(module, model_dir, profile.to_json())
+    export_vocabularies(profile, tft_output, model_dir)
+    tuning = [fitted.query_tower(b).numpy() for b in fitted.eval_examples.batch(VALIDATION_QUERIES).take(1)]
+    build_and_save(ids, names, embeddings, model_dir, profile.serving.top_k, tuning[0] if tuning else None)
+    query_examples = raw_examples(paths.eval, tft_output, query_raw)
+    export_onnx(module, model_dir, query_examples, raw_examples(paths.catalog, tft_output, item_raw))
+    with tf.io.gfile.GFile(os.path.join(model_dir, HISTORY_ASSET), "w") as f:
+        json.dump(fitted.history, f, indent=2)
+
+
+def train_and_export(profile: Profile, paths: Paths) -> Dict[str, Any]:
+    """Fits (``trainer.train.fit``), packages to ``paths.serving_model_dir``, returns the training history.
+
+    The checkpoints are removed only once the export is complete, so a crash while packaging resumes
+    from the end of training.
+    """
+    fitted = fit(profile, paths)
+    package(profile, paths, fitted)
+    fitted.checkpoints.remove()
+    return fitted.history

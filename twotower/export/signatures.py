@@ -1,0 +1,146 @@
+"""Export: one SavedModel with the transform graph, both towers and the catalogue.
+
+Signatures (all take raw features as ``[batch]`` tensors, named as the CSV
+columns of the profile, so TF Serving clients send plain JSON values; a dense
+vector column is ``[batch, dim]`` float32, a JSON list per instance):
+
+- ``serving_default``: query features -> ``item_ids`` ``[batch, K]`` string,
+  ``item_names`` ``[batch, K]`` string, ``scores`` ``[batch, K]`` float32; exact
+  top-K over the whole catalogue by dot product (standard TF ops only).
+- ``query_embedding``: query features -> ``embedding`` ``[batch, dim]`` float32.
+- ``candidate_embedding``: item features -> ``embedding`` ``[batch, dim]`` float32.
+
+A string feature sent as "" and a numeric feature (or any value of a vector)
+sent as NaN count as missing where the data contract allows a feature to be missing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Mapping, Optional, Sequence, Union
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from twotower.export.assets import PROFILE_ASSET
+
+FeatureSpec = Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]
+
+
+def vector_dims(tft_output: tft.TFTransformOutput, names: Sequence[str]) -> Dict[str, int]:
+    """Returns {name: dim} of the dense vector columns among raw ``names`` (floats kept as ``[batch, dim]``)."""
+    raw, out = tft_output.raw_feature_spec(), tft_output.transformed_feature_spec()
+    return {
+        n: int(out[n].shape[0])
+        for n in names
+        if raw[n].dtype == tf.float32 and n in out and len(out[n].shape) == 1 and out[n].dtype == tf.float32
+    }
+
+
+def input_signature(
+    names: Sequence[str], raw_spec: Mapping[str, FeatureSpec], dims: Optional[Mapping[str, int]] = None
+) -> Dict[str, tf.TensorSpec]:
+    """Returns TensorSpecs named after the raw features ``names``: ``[batch]``, or ``[batch, dim]`` for ``dims``."""
+    dims = dims or {}
+    return {n: tf.TensorSpec([None, dims[n]] if n in dims else [None], raw_spec[n].dtype, name=n) for n in names}
+
+
+def to_raw(features: Mapping[str, tf.Tensor], raw_spec: Mapping[str, FeatureSpec]) -> Dict[str, tf.Tensor]:
+    """Returns ``[batch]`` request tensors shaped as the transform graph's raw inputs.
+
+    Fixed-length features become ``[batch, 1]``; features the contract lets be
+    missing become SparseTensors ``[batch, 1]`` without the '' / NaN entries.
+    Vectors ``[batch, dim]`` stay as they are, or become SparseTensors without
+    their NaN and zero values (Transform fills both back in as zeros).
+    """
+    raw = {}
+    for name, value in features.items():
+        fixed = isinstance(raw_spec[name], tf.io.FixedLenFeature)
+        if value.shape.rank == 2:
+            raw[name] = value if fixed else tf.sparse.from_dense(tf.where(tf.math.is_finite(value), value, 0.0))
+            continue
+        if fixed:
+            raw[name] = tf.expand_dims(value, -1)
+            continue
+        present = tf.not_equal(value, "") if value.dtype == tf.string else tf.math.is_finite(value)
+        rows = tf.where(present)
+        raw[name] = tf.SparseTensor(
+            indices=tf.concat([rows, tf.zeros_like(rows)], axis=1),
+            values=tf.gather_nd(value, rows),
+            dense_shape=tf.stack([tf.shape(value, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+        )
+    return raw
+
+
+class RetrievalModule(tf.Module):
+    """What ``export`` saves: transform layer, towers and catalogue embeddings."""
+
+    def __init__(
+        self,
+        tft_output: tft.TFTransformOutput,
+        query_tower: tf.keras.Model,
+        candidate_tower: tf.keras.Model,
+        query_features: Sequence[str],
+        item_features: Sequence[str],
+        item_ids: tf.Tensor,
+        item_names: tf.Tensor,
+        item_embeddings: tf.Tensor,
+        top_k: int,
+    ):
+        """``item_ids``/``item_names``: ``[n]`` string; ``item_embeddings``: ``[n, dim]`` float32."""
+        super().__init__()
+        self.tft_layer = tft_output.transform_features_layer()
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.item_ids = tf.Variable(item_ids, trainable=False, name="item_ids")
+        self.item_names = tf.Variable(item_names, trainable=False, name="item_names")
+        self.item_embeddings = tf.Variable(item_embeddings, trainable=False, name="item_embeddings")
+        self.top_k = min(top_k, int(item_embeddings.shape[0]))
+        raw_spec = tft_output.raw_feature_spec()
+        self._raw_spec = {n: raw_spec[n] for n in list(query_features) + list(item_features)}
+        dims = vector_dims(tft_output, list(self._raw_spec))
+        query_signature = [input_signature(query_features, raw_spec, dims)]
+        self.serve = tf.function(self._serve, input_signature=query_signature)
+        self.query_embedding = tf.function(self._query_embedding, input_signature=query_signature)
+        self.candidate_embedding = tf.function(
+            self._candidate_embedding, input_signature=[input_signature(item_features, raw_spec, dims)]
+        )
+
+    def transform(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """Returns the transformed features of request ``features`` (raw, as the signatures take them)."""
+        return self.tft_layer(to_raw(features, self._raw_spec))
+
+    def _query_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        return {"embedding": self.query_tower(self.transform(features))}
+
+    def _candidate_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        return {"embedding": self.candidate_tower(self.transform(features))}
+
+    def _serve(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        queries = self.query_tower(self.transform(features))
+        scores, indices = tf.math.top_k(tf.matmul(queries, self.item_embeddings, transpose_b=True), k=self.top_k)
+        return {
+            "item_ids": tf.gather(self.item_ids, indices),
+            "item_names": tf.gather(self.item_names, indices),
+            "scores": scores,
+        }
+
+    def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+        """Returns the signature name -> concrete function map to save."""
+        return {
+            "serving_default": self.serve.get_concrete_function(),
+            "query_embedding": self.query_embedding.get_concrete_function(),
+            "candidate_embedding": self.candidate_embedding.get_concrete_function(),
+        }
+
+
+def export(module: RetrievalModule, path: str, profile_json: str) -> None:
+    """Saves ``module`` as a SavedModel at ``path`` with its three signatures.
+
+    The profile goes to ``assets.extra/profile.json`` (TF Serving ignores that
+    folder) so clients know the feature names and the data contract.
+    """
+    tf.saved_model.save(module, path, signatures=module.signatures())
+    tf.io.gfile.makedirs(os.path.join(path, os.path.dirname(PROFILE_ASSET)))
+    with tf.io.gfile.GFile(os.path.join(path, PROFILE_ASSET), "w") as f:
+        f.write(profile_json)
