@@ -25,6 +25,7 @@ EVERY_KIND = [
     {"name": "type", "source": "item", "kind": "categorical"},
     {"name": "colour", "source": "item", "kind": "categorical", "model": False},
     {"name": "tc", "source": "item", "kind": "cross", "cross": ["type", "colour"], "hash_buckets": 500},
+    {"name": "recent", "source": "interaction", "kind": "history", "max_length": 20, "pooling": "recency"},
 ]
 
 
@@ -42,6 +43,8 @@ def test_every_kind_loads_typed_and_round_trips():
     assert f["genres"].separator == "|" and f["desc"].separator == ""  # "": words
     assert f["when"].parts == ("day_of_week", "day_of_year") and f["when"].recency is True
     assert f["tc"].cross == ("type", "colour") and f["tc"].derived and not f["type"].derived
+    assert f["recent"].max_length == 20 and f["recent"].pooling == "recency" and f["recent"].half_life_days == 30.0
+    assert f["recent"].derived and f["recent"].share_embeddings and f["recent"].item_features == ()
     assert p.data.user_min_frequency == 2 and p.data.item_min_frequency == 1
     # derived features are not columns of any file
     assert [x.name for x in p.columns_of("interaction")] == []
@@ -78,6 +81,14 @@ def _edit(feature, **options):
         (_edit("tc", cross=["type", "club"]), r"crosses 'club' \(source user\) into the candidate tower"),
         (_edit("tc", hash_buckets=1), "hash_buckets must be >= 2"),
         (_edit("vec", name="item_id"), "name the transformed id features"),
+        (_edit("recent", source="user"), r"\(recent, kind history\): source must be 'interaction'"),
+        (_edit("recent", max_length=0), "max_length must be >= 1 and half_life_days > 0"),
+        (_edit("recent", half_life_days=0), "max_length must be >= 1 and half_life_days > 0"),
+        (_edit("recent", pooling="max"), "pooling must be one of"),
+        (_edit("recent", item_features=["desc"]), "item_features must name categorical item features.*'desc'"),
+        (_edit("recent", item_features=["colour"]), "item_features must name categorical.*model: true.*'colour'"),
+        (_edit("recent", buckets=3), r"option\(s\) \['buckets'\] do not apply"),
+        (_edit("vec", name="recent_age_days"), r"\['recent_age_days'\] name the ages of a history feature"),
     ],
 )
 def test_bad_feature_options_name_the_feature(edit, message):

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 COMPONENTS = [
     "JoinExampleGen",
     "StatisticsGen",
-    "ImportSchemaGen",
+    "ContractSchemaGen",
     "DataGate",
     "Transform",
     "Trainer",

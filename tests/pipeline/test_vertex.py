@@ -17,7 +17,7 @@ from twotower.pipeline.vertex import (
 )
 
 SETTINGS = VertexSettings(project="acme", region="europe-west4", data_root="gs://acme/hm", pipeline_root="gs://acme/tt")
-COMPONENTS = {"JoinExampleGen", "StatisticsGen", "ImportSchemaGen", "DataGate", "Transform", "Trainer"}
+COMPONENTS = {"JoinExampleGen", "StatisticsGen", "ContractSchemaGen", "DataGate", "Transform", "Trainer"}
 COMPONENTS |= {"RetrievalEvaluator", "Pusher"}
 
 
@@ -56,7 +56,7 @@ def test_every_component_runs_our_image_with_the_tfx_v2_entry_point(compiled):
 def test_paths_point_at_cloud_storage_and_the_schema_inside_the_image(compiled):
     _, job = compiled
     spec = job["pipelineSpec"]
-    schema = _parameters(spec, "ImportSchemaGen")["schema_file"]
+    schema = _parameters(spec, "ContractSchemaGen")["schema_file"]
     assert schema == f"{IMAGE_PACKAGE_DIR}/schema/hm.pbtxt"
     assert os.path.isfile(os.path.join(PACKAGE_DIR, "schema", "hm.pbtxt"))  # the file the Dockerfile copies there
     assert _parameters(spec, "JoinExampleGen")["input_base"] == "gs://acme/hm"

@@ -10,6 +10,7 @@ import datetime
 from twotower.config.profile import (
     FEATURE_KINDS,
     FEATURE_SOURCES,
+    HISTORY_POOLINGS,
     KIND_OPTIONS,
     NUMERIC_TRANSFORMS,
     PHASE_LOSSES,
@@ -87,6 +88,13 @@ def check_feature(i: int, f: Feature, where: str) -> None:
             raise ConfigError(f"{at}: needs 'parts' ({', '.join(TIME_PARTS)}) or 'recency: true'")
         if f.source != "interaction":
             raise ConfigError(f"{at}: source must be 'interaction' (it is the time of the interaction)")
+    if f.kind == "history":
+        if f.source != "interaction":
+            raise ConfigError(f"{at}: source must be 'interaction' (the user's interactions before this one)")
+        if f.max_length < 1 or f.half_life_days <= 0:
+            raise ConfigError(f"{at}: max_length must be >= 1 and half_life_days > 0")
+        if f.pooling not in HISTORY_POOLINGS:
+            raise ConfigError(f"{at}: pooling must be one of {HISTORY_POOLINGS}, got {f.pooling!r}")
     if f.kind == "cross":
         if len(f.cross) < 2 or len(set(f.cross)) != len(f.cross):
             raise ConfigError(f"{at}: 'cross' must name two or more distinct features, got {list(f.cross)}")
@@ -112,6 +120,13 @@ def check_feature_references(p: Profile, where: str) -> None:
             raise ConfigError(
                 f"{at}: part 'hour' needs a time of day, but data.timestamp_format {d.timestamp_format!r} has none"
             )
+        for name in f.item_features:
+            other = by_name.get(name)
+            if other is None or other.kind != "categorical" or other.source != "item" or not other.model:
+                raise ConfigError(
+                    f"{at}: item_features must name categorical item features the model uses (source: item, "
+                    f"model: true); {name!r} is not one"
+                )
         for name in f.cross:
             other = by_name.get(name)
             if other is None:
@@ -135,6 +150,10 @@ def check_values(p: Profile, where: str) -> None:
     clash = sorted(reserved & {f.name for f in p.features})
     if clash:
         raise ConfigError(f"{where}: features must not repeat id/timestamp/name columns: {clash}")
+    ages = {f.name + "_age_days" for f in p.features if f.kind == "history"}
+    taken = sorted(ages & ({f.name for f in p.features} | reserved))
+    if taken:
+        raise ConfigError(f"{where}: {taken} name the ages of a history feature; rename the other feature")
     s = p.split
     if s.eval_days < 1 or s.test_days < 0:
         raise ConfigError(f"{where}: 'split.eval_days' must be >= 1 and 'split.test_days' >= 0")

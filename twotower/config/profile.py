@@ -14,8 +14,10 @@ from typing import Any
 
 PROFILE_DIR = os.path.dirname(os.path.abspath(__file__))
 FEATURE_SOURCES = ("user", "item", "interaction")
-FEATURE_KINDS = ("categorical", "numeric", "text", "dense", "time", "cross")
-DERIVED_KINDS = ("time", "cross")  # computed in Transform from other columns; not a column of any file
+FEATURE_KINDS = ("categorical", "numeric", "text", "dense", "time", "cross", "history")
+# Not a column of any file: time and cross are computed in Transform from other columns, history by ingestion.
+DERIVED_KINDS = ("time", "cross", "history")
+HISTORY_POOLINGS = ("mean", "recency", "attention")
 NUMERIC_TRANSFORMS = ("zscore", "quantiles")
 TIME_PARTS = ("hour", "day_of_week", "day_of_year")
 # Options a feature kind reads; any other option left at its default (see Feature).
@@ -26,6 +28,7 @@ KIND_OPTIONS = {
     "dense": ("dim", "embedding_dim"),
     "time": ("parts", "recency"),
     "cross": ("cross", "hash_buckets", "embedding_dim"),
+    "history": ("max_length", "half_life_days", "item_features", "pooling", "share_embeddings"),
 }
 
 
@@ -51,8 +54,9 @@ class Feature:
 
     ``kind`` says how Transform builds it (README, "Feature config"): categorical,
     numeric, text and dense read the column ``name``; time is derived from
-    ``data.timestamp`` and cross from the columns in ``cross``. Options other than
-    those of the feature's kind (``KIND_OPTIONS``) must keep their defaults.
+    ``data.timestamp`` and cross from the columns in ``cross``; history is the
+    user's earlier interactions, attached by ingestion (``twotower.ingest.history``).
+    Options other than those of the feature's kind (``KIND_OPTIONS``) must keep their defaults.
     """
 
     name: str
@@ -71,6 +75,11 @@ class Feature:
     recency: bool = False  # time: add the interaction's age relative to the newest training interaction
     cross: tuple[str, ...] = ()  # cross: the categorical features crossed (two or more)
     hash_buckets: int = 1000  # cross: hash buckets of the crossed values
+    max_length: int = 50  # history: the most recent interactions kept
+    half_life_days: float = 30.0  # history with pooling recency: an item this many days old weighs half
+    item_features: tuple[str, ...] = ()  # history: categorical item features of the history items pooled too
+    pooling: str = "mean"  # history: mean | recency | attention (see towers.py)
+    share_embeddings: bool = True  # history: pool through the candidate tower's item tables (else its own)
 
     @property
     def derived(self) -> bool:

@@ -53,8 +53,12 @@ def encode_features(record: Record, int_columns: Iterable[str] = ()) -> bytes:
             feature = b"\x12\x06\x0a\x04" + struct.pack("<f", value)  # float_list { value: packed float }
         elif isinstance(value, tuple):
             packed = struct.pack(f"<{len(value)}f", *value)
-            inner = b"\x0a" + _size(len(packed)) + packed
+            inner = b"\x0a" + _size(len(packed)) + packed if value else b""
             feature = b"\x12" + _size(len(inner)) + inner  # float_list { value: packed floats }
+        elif isinstance(value, list):
+            values = [str(v).encode() for v in value]
+            inner = b"".join(b"\x0a" + _size(len(v)) + v for v in values)
+            feature = b"\x0a" + _size(len(inner)) + inner  # bytes_list { value, value, ... }
         else:
             data = str(value).encode()
             inner = b"\x0a" + _size(len(data)) + data
@@ -70,7 +74,8 @@ def wrap_example(features: bytes) -> bytes:
 
 
 def to_example(record: Record, int_columns: Iterable[str] = ()) -> bytes:
-    """Returns ``record`` as a serialized tf.train.Example: floats, float lists (tuples), int64s, else bytes.
+    """Returns ``record`` as a serialized tf.train.Example: floats, float lists (tuples), bytes lists (lists of
+    strings), int64s, else bytes.
 
     Integers are written as int64 for ``int_columns`` only.
     """

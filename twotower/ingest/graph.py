@@ -1,7 +1,8 @@
 """The ingestion Beam graph: three CSV files -> joined, time-split tf.Examples + quarantine + report.
 
 Memory does not grow with the number of interactions: no interaction passes a
-GroupByKey (unless ``split.mode: per_user`` groups them by user). The users and
+GroupByKey, unless the profile has a history feature or ``split.mode: per_user``,
+which group them by user (``history.AttachHistories``). The users and
 items tables (``tables``) reach every worker as dictionary side inputs, so memory
 grows with the catalogue, and interactions stream through in file chunks:
 
@@ -28,16 +29,20 @@ from twotower.config import Profile
 from twotower.ingest import encode, rows
 from twotower.ingest.csv_source import DEFAULT_CHUNK_BYTES, Chunk, plan_chunks, read_lines
 from twotower.ingest.dedup import NEWEST, ScanInteractions, find_duplicates, newest_of
+from twotower.ingest.history import AttachHistories, history_specs
 from twotower.ingest.report import make_report, sum_counts
 from twotower.ingest.splits import (
+    CATALOG,
+    HISTORIES,
     SPLIT_STATS,
+    TABLE_SPLITS,
     Boundaries,
     add_stat,
+    interaction_splits,
     merge_split_stats,
     split_boundaries,
     split_names,
     split_of,
-    split_per_user,
 )
 from twotower.ingest.tables import COUNTS, QUARANTINE, ParseTable, check_inputs, quarantine_entry, resolve_ids
 
@@ -72,12 +77,12 @@ class IngestInteractions(beam.DoFn):
         users_file: str,
         items_file: str,
         chunks: int,
-        per_user: bool = False,
+        by_user: bool = False,
     ):
-        """``per_user``: emit (user, (timestamp, line, example)) to BY_USER instead of splitting by date."""
+        """``by_user``: emit (user, ``history.Entry``) to BY_USER instead of examples split by date."""
         self._spec, self._user_id, self._item_id = spec, user_id, item_id
         self._users_file, self._items_file, self._chunks = users_file, items_file, chunks
-        self._per_user = per_user
+        self._by_user = by_user
 
     def setup(self) -> None:
         self._parse = rows.RowParser(self._spec)
@@ -122,10 +127,11 @@ class IngestInteractions(beam.DoFn):
                 continue
             counts[(name, "accepted")] += 1
             seconds = record[self._spec.timestamp]
-            example = encode.wrap_example(encode.encode_features(record, self._ints) + user + item)
-            if self._per_user:
-                yield beam.pvalue.TaggedOutput(BY_USER, (record[self._user_id], (seconds, line, example)))
+            if self._by_user:  # the user's and the item's features are joined after grouping, to keep it small
+                entry = (seconds, line, record[self._item_id], encode.encode_features(record, self._ints))
+                yield beam.pvalue.TaggedOutput(BY_USER, (record[self._user_id], entry))
                 continue
+            example = encode.wrap_example(encode.encode_features(record, self._ints) + user + item)
             split = split_of(seconds, boundaries)
             add_stat(stats, split, seconds)
             yield beam.pvalue.TaggedOutput(split, example)
@@ -158,7 +164,7 @@ def _read_tables(
 
 
 def _scan(inter_chunks: beam.PCollection, spec: rows.TableSpec, profile: Profile) -> tuple:
-    """Returns (sorted duplicate line numbers, split boundaries): two singleton PCollections."""
+    """Returns (sorted duplicate line numbers, newest timestamp or None, split boundaries): singleton PCollections."""
     scan = inter_chunks | "Scan" >> beam.ParDo(ScanInteractions(spec)).with_outputs(NEWEST, main="prints")
     duplicates = (
         scan.prints
@@ -167,12 +173,9 @@ def _scan(inter_chunks: beam.PCollection, spec: rows.TableSpec, profile: Profile
         | "AllDuplicates" >> beam.combiners.ToList()
         | "SortDuplicates" >> beam.Map(lambda parts: np.sort(np.concatenate([np.zeros(0, np.int64), *parts])))
     )
-    boundaries = (
-        scan[NEWEST]
-        | "Newest" >> beam.CombineGlobally(newest_of)
-        | "Boundaries" >> beam.Map(lambda newest: split_boundaries(profile.split, newest))
-    )
-    return duplicates, boundaries
+    newest = scan[NEWEST] | "Newest" >> beam.CombineGlobally(newest_of)
+    boundaries = newest | "Boundaries" >> beam.Map(lambda seconds: split_boundaries(profile.split, seconds))
+    return duplicates, newest, boundaries
 
 
 def _report(
@@ -180,12 +183,19 @@ def _report(
     counts: List[beam.PCollection],
     split_stats: beam.PCollection,
     boundaries: beam.PCollection,
-    catalog: beam.PCollection,
+    splits: Mapping[str, beam.PCollection],
     specs: Mapping[str, rows.TableSpec],
     profile: Profile,
 ) -> beam.PCollection:
     """Returns the one-element PCollection of the ingestion report (``report.make_report``)."""
-    catalog_size = catalog | "CatalogSize" >> beam.combiners.Count.Globally()
+    sizes = [
+        splits[name]
+        | f"{name}Size" >> beam.combiners.Count.Globally()
+        | f"{name}Named" >> beam.Map(lambda n, k=name: (k, n))
+        for name in TABLE_SPLITS
+        if name in splits
+    ]
+    table_sizes = sizes | "TableSizes" >> beam.Flatten(pipeline=pipeline)
     merged = split_stats | "MergeSplitStats" >> beam.CombineGlobally(merge_split_stats)
     return (
         counts
@@ -198,7 +208,7 @@ def _report(
             boundaries=beam.pvalue.AsSingleton(boundaries),
             files=[specs[t].name for t in TABLES],
             splits=split_names(profile),
-            catalog_size=beam.pvalue.AsSingleton(catalog_size),
+            table_sizes=beam.pvalue.AsDict(table_sizes),
             split_config=profile.split,
         )
     )
@@ -215,37 +225,43 @@ def build_ingestion(
     headers = check_inputs(input_base, profile)
     specs = rows.table_specs(profile, headers, ranges or {})
     chunks = {t: plan_chunks(os.path.join(input_base, specs[t].name), chunk_bytes) for t in TABLES}
-    names = split_names(profile)
     d = profile.data
     tables, quarantined, counts = _read_tables(pipeline, specs, chunks)
     inter_chunks = pipeline | "InteractionChunks" >> beam.Create(chunks["interactions"])
-    duplicates, boundaries = _scan(inter_chunks, specs["interactions"], profile)
-    per_user = profile.split.mode == "per_user"
-    interaction_splits = [n for n in names if n != "catalog"]
+    duplicates, newest, boundaries = _scan(inter_chunks, specs["interactions"], profile)
+    by_user = profile.split.mode == "per_user" or bool(history_specs(profile))
+    outputs = interaction_splits(profile)
+    users, items = beam.pvalue.AsDict(tables["users"]), beam.pvalue.AsDict(tables["items"])
     ingested = inter_chunks | "Ingest" >> beam.ParDo(
         IngestInteractions(
-            specs["interactions"], d.user_id, d.item_id, d.users, d.items, len(chunks["interactions"]), per_user
+            specs["interactions"], d.user_id, d.item_id, d.users, d.items, len(chunks["interactions"]), by_user
         ),
-        users=beam.pvalue.AsDict(tables["users"]),
-        items=beam.pvalue.AsDict(tables["items"]),
+        users=users,
+        items=items,
         duplicates=beam.pvalue.AsSingleton(duplicates),
         boundaries=beam.pvalue.AsSingleton(boundaries),
-    ).with_outputs(QUARANTINE, COUNTS, SPLIT_STATS, BY_USER, *interaction_splits)
+    ).with_outputs(QUARANTINE, COUNTS, SPLIT_STATS, BY_USER, *outputs)
     quarantined.append(ingested[QUARANTINE])
     counts.append(ingested[COUNTS])
-    split_source = ingested
-    if per_user:
-        split_source = (
+    source = ingested
+    if by_user:
+        source = (
             ingested[BY_USER]
             | "GroupByUser" >> beam.GroupByKey()
-            | "SplitPerUser"
-            >> beam.FlatMap(split_per_user, profile.split.test_fraction, profile.split.eval_fraction).with_outputs(
-                SPLIT_STATS, *interaction_splits
-            )
+            | "AttachHistories"
+            >> beam.ParDo(
+                AttachHistories(profile, d.user_id),
+                users=users,
+                items=items,
+                boundaries=beam.pvalue.AsSingleton(boundaries),
+                newest=beam.pvalue.AsSingleton(newest),
+            ).with_outputs(SPLIT_STATS, HISTORIES, *outputs)
         )
-    splits = {n: split_source[n] for n in interaction_splits}
-    splits["catalog"] = tables["items"] | "CatalogToExample" >> beam.Map(
+    splits = {n: source[n] for n in outputs}
+    splits[CATALOG] = tables["items"] | "CatalogToExample" >> beam.Map(
         lambda kv: encode.wrap_example(encode.encode_features({d.item_id: kv[0]}) + kv[1])
     )
-    report = _report(pipeline, counts, split_source[SPLIT_STATS], boundaries, splits["catalog"], specs, profile)
+    if HISTORIES in split_names(profile):
+        splits[HISTORIES] = source[HISTORIES]
+    report = _report(pipeline, counts, source[SPLIT_STATS], boundaries, splits, specs, profile)
     return Ingestion(splits=splits, quarantine=quarantined | "AllQuarantine" >> beam.Flatten(), report=report)

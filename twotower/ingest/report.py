@@ -32,10 +32,13 @@ def make_report(
     boundaries: Boundaries,
     files: Iterable[str],
     splits: Iterable[str],
-    catalog_size: int,
+    table_sizes: Mapping[str, int],
     split_config: Optional[SplitConfig] = None,
 ) -> Dict[str, Any]:
-    """Returns the ingestion report: per-file accounting, totals, and per-split sizes and date ranges."""
+    """Returns the ingestion report: per-file accounting, totals, and per-split sizes and date ranges.
+
+    ``table_sizes``: the examples of the splits that are not interactions (catalog, histories).
+    """
     per_file = {}
     for name in files:
         entry = {key: int(counts.get((name, key), 0)) for key in ("read", "accepted", "quarantined", "duplicates")}
@@ -44,8 +47,8 @@ def make_report(
         per_file[name] = entry
     split_report = {}
     for split in splits:
-        if split == "catalog":
-            split_report[split] = {"examples": catalog_size}
+        if split in table_sizes:
+            split_report[split] = {"examples": int(table_sizes[split])}
             continue
         n, lo, hi = split_stats.get(split, [0, None, None])
         split_report[split] = {"examples": n, "first": day(lo), "last": day(hi)}

@@ -1,23 +1,24 @@
 """Which split an interaction belongs to: by date (train < eval < test) or, per user, by order in time.
 
 ``split_boundaries`` turns the profile's ``split.*`` into the first second of eval and of
-test, and ``split_of`` places an interaction by its timestamp. ``split_per_user``
-(``split.mode: per_user``) holds out each user's latest interactions instead. Both keep, per
-split, the number of examples and their first and last timestamp for the ingestion report.
+test, and ``split_of`` places an interaction by its timestamp; ``split.mode: per_user``
+holds out each user's latest interactions instead (``history.positional_splits``). Both keep,
+per split, the number of examples and their first and last timestamp for the ingestion report.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
-
-import apache_beam as beam
+from typing import Dict, Iterable, List, Optional
 
 from twotower.config import Profile, SplitConfig
 
 SECONDS_PER_DAY = 86400
 SPLIT_STATS = "split_stats"
+CATALOG = "catalog"  # one example per item: the candidates
+HISTORIES = "histories"  # one example per user: their history as of the end of the data (a history feature)
+TABLE_SPLITS = (CATALOG, HISTORIES)  # splits that are not interactions: no statistics checks, no training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +30,16 @@ class Boundaries:
 
 
 def split_names(profile: Profile) -> List[str]:
-    """Returns the output splits: train, eval, [test,] catalog."""
+    """Returns the output splits: train, eval, [test,] catalog [, histories (with a history feature)]."""
     s = profile.split
     has_test = s.mode == "per_user" or s.test_days or s.test_start
-    return ["train", "eval"] + (["test"] if has_test else []) + ["catalog"]
+    histories = [HISTORIES] if any(f.kind == "history" for f in profile.features) else []
+    return ["train", "eval"] + (["test"] if has_test else []) + [CATALOG] + histories
+
+
+def interaction_splits(profile: Profile) -> List[str]:
+    """Returns the splits made of interactions: train, eval [, test]."""
+    return [n for n in split_names(profile) if n not in TABLE_SPLITS]
 
 
 def _midnight(date: str) -> int:
@@ -72,26 +79,6 @@ def add_stat(stats: Dict[str, List[int]], split: str, seconds: int) -> None:
     """Counts an example of ``split`` at ``seconds`` into ``stats``: {split: [examples, first, last]}."""
     s = stats.setdefault(split, [0, seconds, seconds])
     s[0], s[1], s[2] = s[0] + 1, min(s[1], seconds), max(s[2], seconds)
-
-
-def split_per_user(
-    keyed: Tuple[str, Iterable[Tuple[int, int, bytes]]], test_fraction: float, eval_fraction: float
-) -> Iterator[Any]:
-    """Splits one user's interactions by time: the last ``test_fraction`` test, the ``eval_fraction`` before eval.
-
-    Counts round down (a user with fewer than 1 / fraction interactions has none in that split);
-    ties in time keep file order. Yields examples tagged by split, then the user's split stats.
-    """
-    _, entries = keyed
-    ordered = sorted(entries, key=lambda e: (e[0], e[1]))
-    n = len(ordered)
-    n_test, n_eval = int(n * test_fraction), int(n * eval_fraction)
-    stats: Dict[str, List[int]] = {}
-    for i, (seconds, _, example) in enumerate(ordered):
-        split = "test" if i >= n - n_test else ("eval" if i >= n - n_test - n_eval else "train")
-        add_stat(stats, split, seconds)
-        yield beam.pvalue.TaggedOutput(split, example)
-    yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
 
 
 def merge_split_stats(parts: Iterable[Dict[str, List[int]]]) -> Dict[str, List[int]]:

@@ -1,6 +1,6 @@
 """create_pipeline: wires the components. No environment, no I/O, no globals.
 
-JoinExampleGen -> StatisticsGen -> ImportSchemaGen (the profile's contract; SchemaGen
+JoinExampleGen -> StatisticsGen -> ContractSchemaGen (the profile's contract; SchemaGen
 infers one when the profile has none) -> DataGate (stops the run on contract
 violations or unaccepted drift) -> Transform -> Trainer -> RetrievalEvaluator -> Pusher. A resolver
 hands the evaluator the latest blessed model of earlier runs, which the new one must not fall below.
@@ -17,9 +17,10 @@ from twotower.components.data_gate.component import DataGate
 from twotower.components.evaluator.component import RetrievalEvaluator
 from twotower.components.example_gen.component import JoinExampleGen
 from twotower.components.pusher.component import Pusher
+from twotower.components.schema_gen.component import ContractSchemaGen
 from twotower.components.trainer.component import RUN_FN, Trainer
 from twotower.config import Profile
-from twotower.ingest.splits import split_names
+from twotower.ingest.splits import TABLE_SPLITS, split_names
 from twotower.schema.contract import Range
 
 PREPROCESSING_FN = "twotower.transform.preprocessing.preprocessing_fn"
@@ -36,7 +37,7 @@ def data_components(
     example_gen = JoinExampleGen(input_base=data_root, profile=profile, ranges=row_ranges)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if profile.contract.schema:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=profile.contract.schema)
+        schema_gen = ContractSchemaGen(profile)
     else:
         schema_gen = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"],
@@ -47,7 +48,7 @@ def data_components(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         profile=profile,
-        exclude_splits=["catalog"],
+        exclude_splits=list(TABLE_SPLITS),
         baseline_statistics_uri=baseline_statistics_uri,
         accept_drift=accept_drift,
     )

@@ -46,6 +46,34 @@ def row_ranges(schema: schema_pb2.Schema) -> Dict[str, Range]:
     return ranges
 
 
+def with_derived_columns(schema: schema_pb2.Schema, profile: Profile) -> schema_pb2.Schema:
+    """Returns ``schema`` plus the columns ingestion derives for ``profile`` that it does not list yet.
+
+    A history feature ``NAME`` (kind history) adds ``NAME`` (BYTES, the item ids) and ``NAME_age_days``
+    (FLOAT, >= 0), each a list of up to ``max_length`` values, in every environment: a serving request
+    may carry a history too. A curated contract needs nothing for them.
+    """
+    out = schema_pb2.Schema()
+    out.CopyFrom(schema)
+    listed = {f.name for f in out.feature}
+    for feature in profile.features:
+        if feature.kind != "history":
+            continue
+        for name, kind in ((feature.name, schema_pb2.BYTES), (feature.name + "_age_days", schema_pb2.FLOAT)):
+            if name in listed:
+                continue
+            column = out.feature.add(name=name, type=kind)
+            column.value_count.min, column.value_count.max = 0, feature.max_length
+            if kind == schema_pb2.FLOAT:
+                column.float_domain.min = 0.0
+    return out
+
+
+def contract_schema(profile: Profile) -> Optional[schema_pb2.Schema]:
+    """Returns the profile's contract (its schema file plus the derived columns), or None when it has none."""
+    return with_derived_columns(load_schema(profile.contract.schema), profile) if profile.contract.schema else None
+
+
 def profile_ranges(profile: Profile) -> Dict[str, Range]:
     """Returns the row ranges of the profile's contract schema ({} when the profile has none)."""
     return row_ranges(load_schema(profile.contract.schema)) if profile.contract.schema else {}

@@ -36,9 +36,10 @@ from twotower.ingest.report import (
     quarantined_rows,
     read_report,
 )
+from twotower.ingest.splits import TABLE_SPLITS
 from twotower.ingest.write import write_quarantine
 from twotower.schema.checks import check_statistics, is_drift
-from twotower.schema.contract import load_schema, profile_ranges
+from twotower.schema.contract import contract_schema, profile_ranges
 from twotower.schema.drift import load_statistics
 
 VALIDATION_FILE = "validation.json"
@@ -105,10 +106,10 @@ def run_validate(
     """
     report = ingest_and_profile(profile, data_dir, out_dir, beam_workers)
     check_accounting(report)
-    schema = load_schema(profile.contract.schema) if profile.contract.schema else None
+    schema = contract_schema(profile)
     anomalies: List[Dict[str, Any]] = []
     for split in report["splits"]:
-        if split == "catalog" or schema is None:
+        if split in TABLE_SPLITS or schema is None:
             continue
         stats = tfdv.load_stats_binary(statistics_path(out_dir, split))
         baseline = None

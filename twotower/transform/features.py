@@ -19,6 +19,10 @@ Transformed feature names are stable and independent of the data set (README,
   - time: float32 ``[batch, 2 * len(parts) + recency]``: sin and cos of each
     part's angle (UTC), then recency in [0, 1] if asked for.
   - cross: int64 ``[batch]`` hash bucket in ``[0, hash_buckets)`` of the crossed values.
+  - history: int64 ``[batch, max_length]`` indices of the history's item ids in the ``item_id``
+    vocabulary (its OOV bucket for unknown ids), most recent first, padded with -1; and
+    ``NAME_age_days``: float32 ``[batch, max_length]``, their ages in days (0 where padded; an
+    item sent without an age counts as ``position`` days old, its rank in the list).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ AnyTensor = Union[tf.Tensor, tf.SparseTensor, tf.RaggedTensor]
 
 def feature_columns(feature: Feature, data: DataConfig) -> List[str]:
     """Returns the raw columns ``feature`` is computed from."""
+    if feature.kind == "history":
+        return [feature.name, history_ages(feature)]
     if feature.kind == "time":
         return [data.timestamp]
     if feature.kind == "cross":
@@ -84,13 +90,48 @@ def to_dense(x: AnyTensor) -> tf.Tensor:
 
 def vocabulary(x: AnyTensor, name: str, min_frequency: int = 1, max_vocab: int = 0) -> AnyTensor:
     """Returns int64 indices (shape of ``x``) into vocabulary file ``name``; rare or unseen values -> OOV bucket."""
-    return tft.compute_and_apply_vocabulary(
-        x,
-        top_k=max_vocab or None,
-        frequency_threshold=min_frequency if min_frequency > 1 else None,
-        num_oov_buckets=NUM_OOV_BUCKETS,
-        vocab_filename=name,
-    )
+    return apply_vocabulary(x, vocabulary_file(x, name, min_frequency, max_vocab))
+
+
+def vocabulary_file(x: AnyTensor, name: str, min_frequency: int = 1, max_vocab: int = 0) -> tf.Tensor:
+    """Returns the (deferred) vocabulary file ``name`` of ``x``'s training values (``tft.vocabulary``)."""
+    threshold = min_frequency if min_frequency > 1 else None
+    return tft.vocabulary(x, top_k=max_vocab or None, frequency_threshold=threshold, vocab_filename=name)
+
+
+def apply_vocabulary(x: AnyTensor, file: tf.Tensor) -> AnyTensor:
+    """Returns int64 indices (shape of ``x``) of its values in vocabulary ``file``, unseen ones in the OOV bucket."""
+    return tft.apply_vocabulary(x, file, num_oov_buckets=NUM_OOV_BUCKETS)
+
+
+def history_ages(feature: Feature) -> str:
+    """Returns the name of the raw and transformed ages of history ``feature``."""
+    return feature.name + "_age_days"
+
+
+def history_features(
+    ids: AnyTensor, ages: AnyTensor, max_length: int, item_vocabulary: tf.Tensor
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Returns (int64 item indices, float32 ages), each ``[batch, max_length]``, of a history (module docstring).
+
+    ``ids``/``ages``: string and float ``[batch, None]`` (sparse or ragged, as parsed or sent), the first
+    ``max_length`` values kept; ``item_vocabulary``: the ``item_id`` vocabulary file.
+    """
+    ids = _ragged(ids)[:, :max_length]
+    ages = _ragged(ages)[:, :max_length]
+    indices = apply_vocabulary(ids, item_vocabulary).to_tensor(default_value=TEXT_PADDING, shape=[None, max_length])
+    ages = tf.cast(ages.to_tensor(default_value=float("nan"), shape=[None, max_length]), tf.float32)
+    position = tf.broadcast_to(tf.range(max_length, dtype=tf.float32), tf.shape(ages))
+    ages = tf.where(tf.math.is_finite(ages), tf.maximum(ages, 0.0), position)
+    return tf.reshape(indices, [-1, max_length]), tf.where(indices >= 0, ages, 0.0)
+
+
+def _ragged(x: AnyTensor) -> tf.RaggedTensor:
+    if isinstance(x, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(x)
+    if isinstance(x, tf.RaggedTensor):
+        return x
+    return tf.RaggedTensor.from_tensor(x)
 
 
 def zscore_with_imputation(x: tf.Tensor) -> tf.Tensor:
@@ -227,12 +268,20 @@ def transform_feature(inputs: Dict[str, AnyTensor], feature: Feature, data: Data
 def preprocess(inputs: Dict[str, AnyTensor], profile: Profile) -> Dict[str, tf.Tensor]:
     """Returns the transformed features (see module docstring) of raw ``inputs``."""
     d = profile.data
+    items = to_dense(inputs[d.item_id])
+    item_vocabulary = vocabulary_file(items, ITEM_ID, d.item_min_frequency)
     outputs: Dict[str, tf.Tensor] = {
         USER_ID: vocabulary(to_dense(inputs[d.user_id]), USER_ID, d.user_min_frequency),
-        ITEM_ID: vocabulary(to_dense(inputs[d.item_id]), ITEM_ID, d.item_min_frequency),
+        ITEM_ID: apply_vocabulary(items, item_vocabulary),
     }
     for feature in profile.model_features:
-        outputs[feature.name] = transform_feature(inputs, feature, d)
+        if feature.kind == "history":
+            ids, ages = history_features(
+                inputs[feature.name], inputs[history_ages(feature)], feature.max_length, item_vocabulary
+            )
+            outputs[feature.name], outputs[history_ages(feature)] = ids, ages
+        else:
+            outputs[feature.name] = transform_feature(inputs, feature, d)
     return outputs
 
 
@@ -255,3 +304,8 @@ def table_size(feature: Feature, vocabulary_size: Optional[int] = None) -> int:
     if feature.kind == "cross":
         return feature.hash_buckets
     return 0
+
+
+def history_item_features(profile: Profile) -> List[str]:
+    """Returns the item features a history feature pools besides the ids (they need a table by item index)."""
+    return sorted({name for f in profile.model_features if f.kind == "history" for name in f.item_features})

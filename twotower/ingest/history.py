@@ -1,0 +1,129 @@
+"""Each interaction's history (feature kind ``history``): the same user's strictly earlier interactions.
+
+For a profile with a history feature (``{name: recent_items, source: interaction, kind: history,
+max_length: 50}``), ingestion groups the accepted interactions by user and, in time order, attaches
+to each one two example features:
+
+- ``NAME``: bytes list, the item ids of the user's interactions strictly before this one, most
+  recent first, at most ``max_length`` (interactions at the same timestamp, such as one basket
+  on one day, are never each other's history);
+- ``NAME_age_days``: float list of the same length, how many days before this interaction each was.
+
+Eval and test examples see every earlier interaction, train included; nothing at or after their
+own time. The ``histories`` split holds one example per user with the same two features as of the
+end of the data (ages from the newest interaction), which the export packs for serving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+
+from twotower.config import Profile
+from twotower.ingest import encode
+from twotower.ingest.splits import HISTORIES, SECONDS_PER_DAY, SPLIT_STATS, Boundaries, add_stat, split_of
+
+AGE_SUFFIX = "_age_days"
+# What one accepted interaction carries to the per-user step: (seconds, line, item id, encoded features
+# of the interaction row itself; the user's and the item's features are joined there, from side inputs).
+Entry = Tuple[int, int, str, bytes]
+
+
+@dataclasses.dataclass(frozen=True)
+class HistorySpec:
+    """One history feature: its example feature names and how many items it keeps."""
+
+    name: str
+    max_length: int
+
+    @property
+    def ages(self) -> str:
+        """The name of the feature holding the ages in days."""
+        return self.name + AGE_SUFFIX
+
+
+def history_specs(profile: Profile) -> List[HistorySpec]:
+    """Returns the profile's history features (model or not), in profile order."""
+    return [HistorySpec(f.name, f.max_length) for f in profile.features if f.kind == "history"]
+
+
+def history_features(
+    specs: Sequence[HistorySpec], items: Sequence[str], seconds: np.ndarray, end: int, now: int
+) -> Dict[str, Any]:
+    """Returns {name: ids, name_age_days: ages} of the interactions ``[:end]`` seen from time ``now``.
+
+    ``items``/``seconds``: one user's interactions in time order; the history is ``items[end-1]``,
+    ``items[end-2]``, ... (most recent first), at most ``max_length`` of them.
+    """
+    out: Dict[str, Any] = {}
+    for spec in specs:
+        start = max(0, end - spec.max_length)
+        out[spec.name] = list(items[start:end][::-1])
+        ages = (now - seconds[start:end][::-1]) / SECONDS_PER_DAY
+        out[spec.ages] = tuple(float(a) for a in ages)
+    return out
+
+
+def first_at_same_time(seconds: np.ndarray) -> np.ndarray:
+    """Returns ``[n]`` int: for each position of sorted ``seconds``, the first position with the same value.
+
+    Everything before that position is strictly earlier, which is what a history may hold.
+    """
+    n = len(seconds)
+    starts = np.flatnonzero(np.r_[True, seconds[1:] != seconds[:-1]]) if n else np.zeros(0, np.int64)
+    return np.repeat(starts, np.diff(np.r_[starts, n]))
+
+
+def positional_splits(n: int, test_fraction: float, eval_fraction: float) -> List[str]:
+    """Returns the split of each of a user's ``n`` interactions in time order (``split.mode: per_user``).
+
+    The last ``test_fraction`` are test and the ``eval_fraction`` before them eval; counts round down.
+    """
+    n_test, n_eval = int(n * test_fraction), int(n * eval_fraction)
+    return ["test" if i >= n - n_test else ("eval" if i >= n - n_test - n_eval else "train") for i in range(n)]
+
+
+class AttachHistories(beam.DoFn):
+    """(user, entries) -> the user's examples with their histories, tagged by split; split stats; HISTORIES.
+
+    Used when the profile has a history feature or splits per user: both need a user's interactions
+    together and in time order. Ties in time keep file order.
+    """
+
+    def __init__(self, profile: Profile, user_id: str):
+        s = profile.split
+        self._specs = history_specs(profile)
+        self._per_user = (s.test_fraction, s.eval_fraction) if s.mode == "per_user" else None
+        self._user_id = user_id
+
+    def process(
+        self,
+        keyed: Tuple[str, Iterable[Entry]],
+        users: Mapping[str, bytes],
+        items: Mapping[str, bytes],
+        boundaries: Boundaries,
+        newest: Optional[int],
+    ) -> Iterator[Any]:
+        user, entries = keyed
+        ordered = sorted(entries, key=lambda e: (e[0], e[1]))
+        seconds = np.array([e[0] for e in ordered], dtype=np.int64)
+        item_ids = [e[2] for e in ordered]
+        starts = first_at_same_time(seconds)
+        splits = positional_splits(len(ordered), *self._per_user) if self._per_user else None
+        user_bytes = users[user]
+        stats: Dict[str, List[int]] = {}
+        for i, (when, _, item, body) in enumerate(ordered):
+            split = splits[i] if splits else split_of(when, boundaries)
+            add_stat(stats, split, when)
+            history = history_features(self._specs, item_ids, seconds, int(starts[i]), when)
+            example = body + user_bytes + items[item] + encode.encode_features(history)
+            yield beam.pvalue.TaggedOutput(split, encode.wrap_example(example))
+        yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
+        if self._specs and newest is not None:
+            final = history_features(self._specs, item_ids, seconds, len(ordered), newest)
+            yield beam.pvalue.TaggedOutput(
+                HISTORIES, encode.wrap_example(encode.encode_features({self._user_id: user, **final}))
+            )
