@@ -23,7 +23,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from twotower.cli.quality import per_user_split  # noqa: E402
+from twotower.cli.bench import per_user_split  # noqa: E402
 
 from twotower.config import PhaseConfig, load_profile  # noqa: E402
 from twotower.evaluation.evaluate import evaluate  # noqa: E402

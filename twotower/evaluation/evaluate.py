@@ -54,13 +54,39 @@ def check_comparable(baseline_inputs: Mapping[str, tf.DType], current_inputs: Ma
             raise ValueError(f"the last blessed model takes '{name}' as {dtype.name}, the current model as {current}")
 
 
-def read_columns(patterns: Sequence[str], spec: Dict[str, tf.io.VarLenFeature]) -> Dict[str, np.ndarray]:
-    """Returns every feature of ``spec`` as a ``[n]`` numpy array ('' / NaN where missing)."""
+def list_inputs(signature: Any) -> List[str]:
+    """Returns the inputs of a serving signature that take a list per example (``[batch, None]``: histories)."""
+    return [name for name, spec in signature.structured_input_signature[1].items() if spec.shape.rank == 2]
+
+
+def read_columns(
+    patterns: Sequence[str], spec: Dict[str, tf.io.VarLenFeature], lists: Sequence[str] = ()
+) -> Dict[str, np.ndarray]:
+    """Returns every feature of ``spec`` as a ``[n]`` numpy array ('' / NaN where missing).
+
+    A feature of ``lists`` is an object array of ``[n]`` numpy arrays, each example's values.
+    """
     chunks: Dict[str, List[np.ndarray]] = {name: [] for name in spec}
     for batch in data.raw_dataset(patterns, spec):
         for name in spec:
-            chunks[name].append(to_dense(batch[name]).numpy())
+            if name in lists:
+                rows = tf.RaggedTensor.from_sparse(batch[name])
+                values = np.empty(rows.shape[0], dtype=object)
+                values[:] = [np.asarray(r) for r in rows.to_list()]
+                chunks[name].append(values)
+            else:
+                chunks[name].append(to_dense(batch[name]).numpy())
     return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+def padded(rows: np.ndarray) -> np.ndarray:
+    """Returns an object array of per-example arrays as one ``[n, width]`` array, padded with b'' or NaN."""
+    width = max([len(r) for r in rows] + [1])
+    strings = any(len(r) and isinstance(r[0], bytes) for r in rows)
+    out = np.full((len(rows), width), b"" if strings else np.nan, dtype=object if strings else np.float32)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +109,16 @@ def read_held_out(
     train_patterns: Sequence[str],
     eval_patterns: Sequence[str],
     catalog_patterns: Sequence[str],
+    lists: Sequence[str] = (),
 ) -> HeldOut:
-    """Reads the held-out, training and catalog examples once; ``inputs`` are the query columns to keep."""
+    """Reads the held-out, training and catalog examples once; ``inputs`` are the query columns to keep.
+
+    ``lists``: the inputs that take a list per example (histories), kept as per-example arrays.
+    """
     d = profile.data
     spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in inputs.items()}
     spec.update({name: tf.io.VarLenFeature(tf.string) for name in (d.user_id, d.item_id)})
-    eval_cols = read_columns(eval_patterns, spec)
+    eval_cols = read_columns(eval_patterns, spec, lists)
     train_cols = read_columns(train_patterns, {n: tf.io.VarLenFeature(tf.string) for n in (d.user_id, d.item_id)})
     catalogue = sorted(set(read_columns(catalog_patterns, {d.item_id: tf.io.VarLenFeature(tf.string)})[d.item_id]))
 
@@ -122,12 +152,13 @@ def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = Fal
     compares the first batch's top scores with ``serving_default``'s and raises RuntimeError if they differ.
     """
     query = loaded.signatures["query_embedding"]
-    names = list(input_dtypes(query))
+    names, lists = list(input_dtypes(query)), list_inputs(query)
     item_ids, embeddings = loaded.item_ids.numpy(), loaded.item_embeddings
     recs: List[List[bytes]] = []
     for start in range(0, len(held_out.users), QUERY_BATCH):
         users = held_out.users[start : start + QUERY_BATCH]
-        inputs = {name: tf.constant(held_out.queries[name][start : start + QUERY_BATCH]) for name in names}
+        inputs = {name: held_out.queries[name][start : start + QUERY_BATCH] for name in names}
+        inputs = {name: tf.constant(padded(v) if name in lists else v) for name, v in inputs.items()}
         depth = min(len(item_ids), k + max(len(held_out.seen.get(u, ())) for u in users))
         scores = tf.matmul(query(**inputs)["embedding"], embeddings, transpose_b=True)
         top = tf.math.top_k(scores, depth)
@@ -243,7 +274,8 @@ def evaluate(
     ev = profile.evaluator
     loaded = tf.saved_model.load(model_dir)
     inputs = input_dtypes(loaded.signatures["serving_default"])
-    held_out = read_held_out(profile, inputs, train_patterns, eval_patterns, catalog_patterns)
+    lists = list_inputs(loaded.signatures["serving_default"])
+    held_out = read_held_out(profile, inputs, train_patterns, eval_patterns, catalog_patterns, lists)
     k_max = max(ev.ks)
     lists = {"twotower": model_lists(loaded, held_out, k_max, check_served=True)}
     lists.update(baseline_lists(profile, held_out, k_max))

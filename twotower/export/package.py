@@ -31,7 +31,7 @@ from twotower.export.scann_index import VALIDATION_QUERIES
 from twotower.export.vocabularies import export_vocabularies
 from twotower.trainer import data
 from twotower.trainer.train import Fitted, Paths, fit
-from twotower.transform.features import raw_inputs, to_dense
+from twotower.transform.features import history_ages, raw_inputs, to_dense
 
 
 def embed_catalog(
@@ -69,12 +69,14 @@ def package(profile: Profile, paths: Paths, fitted: Fitted) -> None:
         item_names=tf.constant(names),
         item_embeddings=tf.constant(embeddings),
         top_k=profile.serving.top_k,
+        histories={f.name: history_ages(f) for f in profile.model_features if f.kind == "history"},
     )
     signatures.export(module, model_dir, profile.to_json())
     export_vocabularies(profile, tft_output, model_dir)
     tuning = [fitted.query_tower(b).numpy() for b in fitted.eval_examples.batch(VALIDATION_QUERIES).take(1)]
     build_and_save(ids, names, embeddings, model_dir, profile.serving.top_k, tuning[0] if tuning else None)
-    query_examples = raw_examples(paths.eval, tft_output, query_raw)
+    lists = [n for ids, ages in module.histories.items() for n in (ids, ages)]
+    query_examples = raw_examples(paths.eval, tft_output, query_raw, lists=lists)
     export_onnx(module, model_dir, query_examples, raw_examples(paths.catalog, tft_output, item_raw))
     with tf.io.gfile.GFile(os.path.join(model_dir, HISTORY_ASSET), "w") as f:
         json.dump(fitted.history, f, indent=2)

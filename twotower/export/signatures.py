@@ -12,6 +12,12 @@ vector column is ``[batch, dim]`` float32, a JSON list per instance):
 
 A string feature sent as "" and a numeric feature (or any value of a vector)
 sent as NaN count as missing where the data contract allows a feature to be missing.
+
+A history feature (kind history) ``NAME`` is two query inputs, both ``[batch, None]``: ``NAME``,
+string item ids, most recent first ("" pads a row to the batch's width), and ``NAME_age_days``,
+float32 ages in days aligned with the ids (NaN, or a row shorter than the ids', for unknown
+ages: an item then counts as its position's number of days old). A row with no ids is a user
+without a history; ids beyond the feature's ``max_length`` are cut.
 """
 
 from __future__ import annotations
@@ -38,23 +44,52 @@ def vector_dims(tft_output: tft.TFTransformOutput, names: Sequence[str]) -> Dict
 
 
 def input_signature(
-    names: Sequence[str], raw_spec: Mapping[str, FeatureSpec], dims: Optional[Mapping[str, int]] = None
+    names: Sequence[str],
+    raw_spec: Mapping[str, FeatureSpec],
+    dims: Optional[Mapping[str, int]] = None,
+    lists: Sequence[str] = (),
 ) -> Dict[str, tf.TensorSpec]:
-    """Returns TensorSpecs named after the raw features ``names``: ``[batch]``, or ``[batch, dim]`` for ``dims``."""
+    """Returns TensorSpecs named after the raw features ``names``: ``[batch]``, ``[batch, dim]`` for ``dims``,
+    ``[batch, None]`` for ``lists`` (history ids and ages)."""
     dims = dims or {}
-    return {n: tf.TensorSpec([None, dims[n]] if n in dims else [None], raw_spec[n].dtype, name=n) for n in names}
+
+    def shape(n: str) -> list:
+        return [None, None] if n in lists else ([None, dims[n]] if n in dims else [None])
+
+    return {n: tf.TensorSpec(shape(n), raw_spec[n].dtype, name=n) for n in names}
 
 
-def to_raw(features: Mapping[str, tf.Tensor], raw_spec: Mapping[str, FeatureSpec]) -> Dict[str, tf.Tensor]:
+def history_to_raw(ids: tf.Tensor, ages: tf.Tensor) -> tuple:
+    """Returns (ids, ages) as SparseTensors ``[batch, width]`` without the "" padding, ages aligned with the ids.
+
+    ``ids``: string ``[batch, width]``; ``ages``: float32 ``[batch, any]``, cut or NaN-padded to the ids' width.
+    """
+    width = tf.shape(ids)[1]
+    ages = tf.cast(ages, tf.float32)[:, :width]
+    ages = tf.pad(ages, [[0, 0], [0, width - tf.shape(ages)[1]]], constant_values=float("nan"))
+    present = tf.not_equal(ids, "")
+    return tf.ragged.boolean_mask(ids, present).to_sparse(), tf.ragged.boolean_mask(ages, present).to_sparse()
+
+
+def to_raw(
+    features: Mapping[str, tf.Tensor],
+    raw_spec: Mapping[str, FeatureSpec],
+    histories: Optional[Mapping[str, str]] = None,
+) -> Dict[str, tf.Tensor]:
     """Returns ``[batch]`` request tensors shaped as the transform graph's raw inputs.
 
     Fixed-length features become ``[batch, 1]``; features the contract lets be
     missing become SparseTensors ``[batch, 1]`` without the '' / NaN entries.
     Vectors ``[batch, dim]`` stay as they are, or become SparseTensors without
     their NaN and zero values (Transform fills both back in as zeros).
+    ``histories`` ({ids input: ages input}) become ``history_to_raw``'s SparseTensors.
     """
     raw = {}
+    for ids, ages in (histories or {}).items():
+        raw[ids], raw[ages] = history_to_raw(features[ids], features[ages])
     for name, value in features.items():
+        if name in raw:
+            continue
         fixed = isinstance(raw_spec[name], tf.io.FixedLenFeature)
         if value.shape.rank == 2:
             raw[name] = value if fixed else tf.sparse.from_dense(tf.where(tf.math.is_finite(value), value, 0.0))
@@ -86,8 +121,12 @@ class RetrievalModule(tf.Module):
         item_names: tf.Tensor,
         item_embeddings: tf.Tensor,
         top_k: int,
+        histories: Optional[Mapping[str, str]] = None,
     ):
-        """``item_ids``/``item_names``: ``[n]`` string; ``item_embeddings``: ``[n, dim]`` float32."""
+        """``item_ids``/``item_names``: ``[n]`` string; ``item_embeddings``: ``[n, dim]`` float32.
+
+        ``histories``: {history ids input: its ages input} among the ``query_features`` (module docstring).
+        """
         super().__init__()
         self.tft_layer = tft_output.transform_features_layer()
         self.query_tower = query_tower
@@ -96,10 +135,12 @@ class RetrievalModule(tf.Module):
         self.item_names = tf.Variable(item_names, trainable=False, name="item_names")
         self.item_embeddings = tf.Variable(item_embeddings, trainable=False, name="item_embeddings")
         self.top_k = min(top_k, int(item_embeddings.shape[0]))
+        self.histories = dict(histories or {})
+        lists = list(self.histories) + list(self.histories.values())
         raw_spec = tft_output.raw_feature_spec()
         self._raw_spec = {n: raw_spec[n] for n in list(query_features) + list(item_features)}
-        dims = vector_dims(tft_output, list(self._raw_spec))
-        query_signature = [input_signature(query_features, raw_spec, dims)]
+        dims = vector_dims(tft_output, [n for n in self._raw_spec if n not in lists])
+        query_signature = [input_signature(query_features, raw_spec, dims, lists)]
         self.serve = tf.function(self._serve, input_signature=query_signature)
         self.query_embedding = tf.function(self._query_embedding, input_signature=query_signature)
         self.candidate_embedding = tf.function(
@@ -108,7 +149,8 @@ class RetrievalModule(tf.Module):
 
     def transform(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         """Returns the transformed features of request ``features`` (raw, as the signatures take them)."""
-        return self.tft_layer(to_raw(features, self._raw_spec))
+        histories = {ids: ages for ids, ages in self.histories.items() if ids in features}
+        return self.tft_layer(to_raw(features, self._raw_spec, histories))
 
     def _query_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         return {"embedding": self.query_tower(self.transform(features))}

@@ -38,6 +38,7 @@ _KIND_FIELDS = {
     "dense": ("dim",),
     "time": ("parts", "recency"),
     "cross": ("cross", "hash_buckets"),
+    "history": ("max_length", "half_life_days", "item_features", "pooling", "share_embeddings"),
 }
 
 

@@ -23,7 +23,7 @@ from twotower.config import Profile
 from twotower.ingest.graph import build_ingestion
 from twotower.ingest.splits import split_names
 from twotower.ingest.write import write_outputs
-from twotower.schema.contract import load_schema, profile_ranges
+from twotower.schema.contract import contract_schema, profile_ranges
 from twotower.trainer.train import Paths
 from twotower.transform.features import preprocess
 
@@ -61,7 +61,7 @@ def prepare(profile: Profile, data_dir: str, root: str) -> TrainerInputs:
         ingestion = build_ingestion(pipeline, data_dir, profile, profile_ranges(profile))
         write_outputs(ingestion, split_dirs, os.path.join(root, "quarantine"))
     graph = os.path.join(root, "transform_graph")
-    schema = load_schema(profile.contract.schema)
+    schema = contract_schema(profile)
     source = tfxio.TFExampleRecord(file_pattern=os.path.join(split_dirs["train"], "*.gz"), schema=schema)
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=os.path.join(root, "tft_tmp")):
         transform_fn = (pipeline | source.BeamSource(), source.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(

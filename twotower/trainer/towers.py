@@ -13,16 +13,19 @@ dot product is a cosine similarity.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from twotower.config import Feature, Profile
+from twotower.trainer.history import HistoryEncoder, feature_tables
 from twotower.transform.features import (
     ITEM_ID,
     NUM_OOV_BUCKETS,
     USER_ID,
+    history_ages,
     table_size,
     vocabulary_features,
 )
@@ -74,8 +77,8 @@ def tower_input(feature: Feature, sizes: Mapping[str, int]) -> TowerInput:
 
 
 def tower_inputs(profile: Profile, sizes: Mapping[str, int], sources: Sequence[str]) -> List[TowerInput]:
-    """Returns the ``TowerInput`` of every model feature of ``sources``, in profile order."""
-    return [tower_input(f, sizes) for f in profile.model_features if f.source in sources]
+    """Returns the ``TowerInput`` of every model feature of ``sources`` but histories, in profile order."""
+    return [tower_input(f, sizes) for f in profile.model_features if f.source in sources and f.kind != "history"]
 
 
 class Tower(tf.keras.Model):
@@ -88,12 +91,17 @@ class Tower(tf.keras.Model):
         inputs: Sequence[TowerInput],
         embedding_dim: int,
         hidden_units: Sequence[int],
+        histories: Sequence[HistoryEncoder] = (),
         **kwargs,
     ):
-        """``id_size``: the id table size (OOV included); the id embedding and the output are ``embedding_dim`` wide."""
+        """``id_size``: the id table size (OOV included); the id embedding and the output are ``embedding_dim`` wide.
+
+        ``histories``: pooled history features, part of the MLP input next to the ``inputs``.
+        """
         super().__init__(**kwargs)
         self.id_feature = id_feature
         self.specs = list(inputs)
+        self.histories = list(histories)
         self.id_embedding = tf.keras.layers.Embedding(id_size, embedding_dim)
         self.parts = {}
         for spec in self.specs:
@@ -103,6 +111,12 @@ class Tower(tf.keras.Model):
                 self.parts[spec.name] = tf.keras.layers.Dense(spec.width)
         layers = [tf.keras.layers.Dense(units, activation="relu") for units in hidden_units]
         self.mlp = tf.keras.Sequential(layers + [tf.keras.layers.Dense(embedding_dim)])
+
+    @property
+    def feature_names(self) -> List[str]:
+        """The transformed features the tower reads: the id, every input's, and each history's ids and ages."""
+        names = [self.id_feature] + [spec.name for spec in self.specs]
+        return names + [n for h in self.histories for n in (h.feature.name, history_ages(h.feature))]
 
     def _part(self, spec: TowerInput, x: tf.Tensor) -> tf.Tensor:
         """Returns ``[batch, width]`` float32 for one transformed feature ``x``."""
@@ -120,6 +134,9 @@ class Tower(tf.keras.Model):
         """Returns ``[batch, embedding_dim]`` float32 unit vectors for transformed ``features`` (``[batch, ...]``)."""
         parts = [self.id_embedding(features[self.id_feature])]
         parts += [self._part(spec, features[spec.name]) for spec in self.specs]
+        for history in self.histories:
+            name = history.feature.name
+            parts.append(history(features[name], features[history_ages(history.feature)]))
         return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
 
 
@@ -128,16 +145,46 @@ def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str
     return {n: tft_output.vocabulary_size_by_name(n) + NUM_OOV_BUCKETS for n in vocabulary_features(profile)}
 
 
-def build_towers(profile: Profile, tft_output: tft.TFTransformOutput) -> tuple[Tower, Tower]:
-    """Returns (query_tower, candidate_tower) for the profile's features and Transform's vocabularies."""
+def build_towers(
+    profile: Profile, tft_output: tft.TFTransformOutput, item_table: Optional[Mapping[str, np.ndarray]] = None
+) -> tuple[Tower, Tower]:
+    """Returns (query_tower, candidate_tower) for the profile's features and Transform's vocabularies.
+
+    ``item_table``: transformed item features by item index (``trainer.train.item_table``), needed when a
+    history feature pools ``item_features``.
+    """
     t = profile.trainer
     sizes = vocab_sizes(profile, tft_output)
 
-    def tower(id_feature: str, sources: Sequence[str], name: str) -> Tower:
+    def tower(id_feature: str, sources: Sequence[str], name: str, histories: Sequence[HistoryEncoder] = ()) -> Tower:
         inputs = tower_inputs(profile, sizes, sources)
-        return Tower(id_feature, sizes[id_feature], inputs, t.embedding_dim, t.hidden_units, name=name)
+        return Tower(id_feature, sizes[id_feature], inputs, t.embedding_dim, t.hidden_units, histories, name=name)
 
-    return (
-        tower(USER_ID, QUERY_SOURCES, "query_tower"),
-        tower(ITEM_ID, CANDIDATE_SOURCES, "candidate_tower"),
-    )
+    candidate = tower(ITEM_ID, CANDIDATE_SOURCES, "candidate_tower")
+    histories = [
+        history_encoder(f, candidate, sizes, item_table) for f in profile.model_features if f.kind == "history"
+    ]
+    return tower(USER_ID, QUERY_SOURCES, "query_tower", histories), candidate
+
+
+def history_encoder(
+    feature: Feature, candidate: Tower, sizes: Mapping[str, int], item_table: Optional[Mapping[str, np.ndarray]]
+) -> HistoryEncoder:
+    """Returns the encoder of history ``feature``: through ``candidate``'s item tables, or tables of its own."""
+    n_items = sizes[ITEM_ID] - NUM_OOV_BUCKETS
+    if feature.share_embeddings:
+        item_embedding = candidate.id_embedding
+        embeddings = {n: candidate.parts[n] for n in feature.item_features}
+    else:
+        item_embedding = tf.keras.layers.Embedding(sizes[ITEM_ID], candidate.id_embedding.output_dim)
+        embeddings = {
+            n: tf.keras.layers.Embedding(sizes[n], candidate.parts[n].output_dim) for n in feature.item_features
+        }
+    tables = {}
+    if feature.item_features:
+        if item_table is None:
+            raise ValueError(
+                f"history feature '{feature.name}' pools item_features: it needs the catalogue's item_table"
+            )
+        tables = feature_tables(item_table, feature.item_features, sizes, n_items)
+    return HistoryEncoder(feature, item_embedding, n_items, embeddings, tables)

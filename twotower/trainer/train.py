@@ -23,7 +23,7 @@ from twotower.config import Profile
 from twotower.trainer import data, model, phases, towers
 from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback
 from twotower.trainer.strategy import choose_strategy
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, history_item_features, raw_inputs
 
 SHUFFLE_BUFFER = 100_000
 
@@ -153,7 +153,7 @@ def build_model(
     checkpoint restores into.
     """
     t = profile.trainer
-    query_tower, candidate_tower = towers.build_towers(profile, tft_output)
+    query_tower, candidate_tower = towers.build_towers(profile, tft_output, table)
     two_tower = model.TwoTowerModel(
         query_tower,
         candidate_tower,
@@ -226,7 +226,8 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
     counts = item_counts(train_examples, n_vocab + NUM_OOV_BUCKETS)
     plan = phases.plan_steps(t.plan(), int(counts.sum()))
-    table = item_table(paths.catalog, tft_output, profile, n_vocab) if any(p.phase.negatives for p in plan) else None
+    needs_table = any(p.phase.negatives for p in plan) or history_item_features(profile)
+    table = item_table(paths.catalog, tft_output, profile, n_vocab) if needs_table else None
     with strategy.scope():
         first = next(iter(train_examples.batch(2)))
         two_tower, optimizer, schedule, average = build_model(profile, tft_output, counts, table, first)

@@ -1,0 +1,155 @@
+"""Pooling a user's history in the query tower (feature kind ``history``).
+
+A history arrives transformed (``transform.features.history_features``): item indices ``[batch, L]``
+(most recent first, -1 padding, ``n_items`` the OOV bucket) and ages in days ``[batch, L]``. Each item
+becomes its item-id embedding, looked up in the candidate tower's own table by default (shared: a
+history item and a candidate are the same vector), concatenated with the embeddings of the
+``item_features`` of that item (looked up by item index in a table built from the catalogue, then
+embedded through the candidate tower's tables). Padding and OOV items are masked out. Pooling:
+
+- ``mean``: the mean of the items' vectors;
+- ``recency``: a mean weighted by ``0.5 ** (age / half_life_days)``;
+- ``attention``: one causal self-attention block (SASRec-style, most recent first: each position
+  attends to itself and older ones) over the vectors plus learned position and log-age embeddings,
+  read at the most recent position, next to the plain mean.
+
+An empty history pools to zeros, so a user without one still gets a query embedding.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from twotower.config import Feature
+
+AGE_BUCKETS = 16  # log2-spaced age buckets of the attention block: 0, 1, 2-3, 4-7, ... days
+
+
+class HistoryEncoder(tf.keras.layers.Layer):
+    """Transformed history ``[batch, L]`` ids and ages -> ``[batch, width]`` float32 (module docstring)."""
+
+    def __init__(
+        self,
+        feature: Feature,
+        item_embedding: tf.keras.layers.Embedding,
+        n_items: int,
+        feature_embeddings: Optional[Mapping[str, tf.keras.layers.Embedding]] = None,
+        feature_tables: Optional[Mapping[str, np.ndarray]] = None,
+        **kwargs,
+    ):
+        """``item_embedding``: the item-id table (``n_items`` + OOV rows); ``feature_tables``: per item feature,
+        ``[n_items + 1]`` int64 indices of each item's value (the last row: the OOV item), embedded by
+        ``feature_embeddings``."""
+        super().__init__(name=f"history_{feature.name}", **kwargs)
+        self.feature = feature
+        self.item_embedding = item_embedding
+        self.n_items = n_items
+        names = list(feature.item_features)
+        self.feature_embeddings = {n: feature_embeddings[n] for n in names}
+        self.feature_tables = {n: tf.Variable(feature_tables[n], trainable=False, name=f"{n}_by_item") for n in names}
+        self.width = item_embedding.output_dim + sum(e.output_dim for e in self.feature_embeddings.values())
+        if feature.pooling == "attention":
+            self.project = tf.keras.layers.Dense(self.width)
+            self.positions = tf.keras.layers.Embedding(feature.max_length, self.width)
+            self.age_buckets = tf.keras.layers.Embedding(AGE_BUCKETS, self.width)
+            self.attention = SelfAttention(self.width, heads=2 if self.width % 2 == 0 else 1)
+            self.norm1, self.norm2 = tf.keras.layers.LayerNormalization(), tf.keras.layers.LayerNormalization()
+            self.ffn = tf.keras.Sequential(
+                [tf.keras.layers.Dense(2 * self.width, activation="relu"), tf.keras.layers.Dense(self.width)]
+            )
+
+    @property
+    def output_width(self) -> int:
+        """The pooled vector's width: twice the item vector's for attention (the block and the mean)."""
+        return 2 * self.width if self.feature.pooling == "attention" else self.width
+
+    def item_vectors(self, ids: tf.Tensor) -> tf.Tensor:
+        """Returns ``[batch, L, width]``: each history item's id embedding and item feature embeddings."""
+        index = tf.clip_by_value(ids, 0, self.n_items)
+        parts = [self.item_embedding(index)]
+        for name, table in self.feature_tables.items():
+            parts.append(self.feature_embeddings[name](tf.gather(table, index)))
+        return tf.concat(parts, axis=-1)
+
+    def call(self, ids: tf.Tensor, ages: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        """Returns ``[batch, output_width]`` float32 for ``ids`` int64 and ``ages`` float32, both ``[batch, L]``."""
+        mask = tf.cast((ids >= 0) & (ids < self.n_items), tf.float32)  # [batch, L]
+        vectors = self.item_vectors(ids)
+        mean = masked_mean(vectors, mask)
+        if self.feature.pooling == "mean":
+            return mean
+        if self.feature.pooling == "recency":
+            weights = mask * tf.pow(0.5, tf.cast(ages, tf.float32) / self.feature.half_life_days)
+            return masked_mean(vectors, weights)
+        return tf.concat([self.attend(vectors, ages, mask, training), mean], axis=-1)
+
+    def attend(self, vectors: tf.Tensor, ages: tf.Tensor, mask: tf.Tensor, training: Optional[bool]) -> tf.Tensor:
+        """Returns ``[batch, width]``: the causal self-attention block read at the most recent item."""
+        length = tf.shape(vectors)[1]
+        buckets = tf.cast(tf.math.log1p(tf.maximum(tf.cast(ages, tf.float32), 0.0)) / math.log(2.0), tf.int64)
+        x = (
+            self.project(vectors)
+            + self.positions(tf.range(length))[None]
+            + self.age_buckets(tf.minimum(buckets, AGE_BUCKETS - 1))
+        )
+        older = tf.linalg.band_part(tf.ones([length, length]), 0, -1)  # [i, j] = 1 where j >= i (older or same)
+        # every position may attend to itself, so no row is all masked (NaN in a float16 softmax)
+        allowed = tf.cast(older[None] * tf.maximum(mask[:, None, :], tf.eye(length)[None]), tf.bool)
+        x = self.norm1(x + self.attention(x, allowed, training=training))
+        x = self.norm2(x + self.ffn(x))
+        return x[:, 0, :] * mask[:, :1]  # zeros when the most recent position is empty (no history)
+
+
+class SelfAttention(tf.keras.layers.Layer):
+    """Multi-head scaled dot-product self-attention under a boolean mask ``[batch, L, L]``.
+
+    Masked scores are set to -1e4 rather than added a large negative: the same in float32, and the
+    graph stays finite when the ONNX tower is converted to float16 (Keras' MultiHeadAttention adds
+    ``(1 - mask) * -1e9``, which is ``0 * -inf = NaN`` in float16).
+    """
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.key_width = heads, width // heads
+        self.qkv = tf.keras.layers.Dense(3 * width, use_bias=False)
+        self.out = tf.keras.layers.Dense(width)
+        self.dropout = tf.keras.layers.Dropout(dropout)
+
+    def call(self, x: tf.Tensor, allowed: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        """Returns ``[batch, L, width]`` for ``x`` ``[batch, L, width]``; ``allowed[b, i, j]``: i may attend to j."""
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        qkv = tf.reshape(self.qkv(x), [batch, length, 3, self.heads, self.key_width])
+        q, k, v = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # each [batch, heads, L, key_width]
+        scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.key_width)
+        scores = tf.where(allowed[:, None], scores, tf.constant(-1e4, scores.dtype))
+        weights = self.dropout(tf.nn.softmax(scores, axis=-1), training=training)
+        mixed = tf.reshape(tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3]), [batch, length, -1])
+        return self.out(mixed)
+
+
+def masked_mean(vectors: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Returns ``[batch, width]``: sum of ``vectors`` ``[batch, L, width]`` by ``weights`` ``[batch, L]``, normalised.
+
+    Zero where every weight is zero (no history).
+    """
+    total = tf.reduce_sum(vectors * weights[:, :, None], axis=1)
+    return tf.math.divide_no_nan(total, tf.reduce_sum(weights, axis=1, keepdims=True))
+
+
+def feature_tables(
+    item_table: Mapping[str, np.ndarray], names, sizes: Mapping[str, int], n_items: int
+) -> Dict[str, np.ndarray]:
+    """Returns {item feature: ``[n_items + 1]`` int64 value index by item index}, the OOV item in the last row.
+
+    ``item_table``: transformed item features by item index (``trainer.train.item_table``); ``sizes``: each
+    feature's table size (vocabulary + OOV): the OOV item gets the feature's OOV index.
+    """
+    out = {}
+    for name in names:
+        values = np.asarray(item_table[name], dtype=np.int64)[:n_items]
+        out[name] = np.concatenate([values, [sizes[name] - 1]]).astype(np.int64)
+    return out
