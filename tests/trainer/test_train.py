@@ -42,6 +42,12 @@ def test_default_plan_runs_four_phases_and_exports(trainer_inputs, tmp_path):
     assert [e["phase"] for e in history["epochs"]] == phases  # one epoch each, in order
     assert [e["epoch"] for e in history["epochs"]] == [0, 1, 2, 3]
     assert all(np.isfinite(e["loss"]) and np.isfinite(e["val_loss"]) for e in history["epochs"])
+    # validation recall every epoch; training ended on the best weights seen (the averaged ones count too)
+    recalls = [e["val_recall@50"] for e in history["epochs"]]
+    v = history["validation"]
+    assert v["metric"] == "val_recall@50" and v["restored"] and v["stopped_early"] == []
+    assert v["best"] == pytest.approx(max(recalls + [a["val_recall@50"] for a in v["weight_averages"]]))
+    assert [a["phase"] for a in v["weight_averages"]] == ["stabilise"]
     # the rate at each phase's end: warm-up has risen to its peak, cosine has decayed to 0, the others are flat
     rates = [e["learning_rate"] for e in history["epochs"]]
     lr = profile.trainer.learning_rate
@@ -56,7 +62,9 @@ def test_default_plan_runs_four_phases_and_exports(trainer_inputs, tmp_path):
     with open(os.path.join(model_dir, HISTORY_ASSET)) as f:
         assert json.load(f)["phases"] == history["phases"]
     assert os.path.isfile(os.path.join(model_dir, "assets.extra", "vocabularies.json"))
-    assert {"phase", "learning_rate", "temperature", "epoch_loss"} <= _tensorboard_tags(str(tmp_path / "logs"))
+    assert {"phase", "learning_rate", "temperature", "epoch_loss", "epoch_val_recall@50"} <= _tensorboard_tags(
+        str(tmp_path / "logs")
+    )
     assert not os.path.exists(tmp_path / "logs" / "checkpoints")  # a finished run leaves nothing to resume
 
 

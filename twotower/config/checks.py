@@ -22,6 +22,8 @@ from twotower.config.profile import (
 )
 from twotower.errors import ConfigError
 
+OPTIMIZERS = ("adagrad", "adam", "adamw")
+
 
 def check_trainer(t: TrainerConfig, where: str) -> None:
     """Range checks of the trainer section and its phases."""
@@ -32,8 +34,12 @@ def check_trainer(t: TrainerConfig, where: str) -> None:
         raise ConfigError(f"{where}: 'trainer.learning_rate' and 'trainer.temperature' must be > 0")
     if not t.phases and t.epochs < 1:
         raise ConfigError(f"{where}: set 'trainer.epochs' (>= 1) or list 'trainer.phases'")
-    if t.optimizer not in ("adagrad", "adam"):
-        raise ConfigError(f"{where}: 'trainer.optimizer' must be 'adagrad' or 'adam', got {t.optimizer!r}")
+    if t.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"{where}: 'trainer.optimizer' must be one of {OPTIMIZERS}, got {t.optimizer!r}")
+    if t.weight_decay < 0 or (t.weight_decay and t.optimizer != "adamw"):
+        raise ConfigError(f"{where}: 'trainer.weight_decay' must be >= 0 and needs optimizer adamw")
+    if t.validation_users < 0 or t.validation_k < 1 or t.patience < 0:
+        raise ConfigError(f"{where}: 'trainer.validation_users' and 'patience' must be >= 0, 'validation_k' >= 1")
     if t.checkpoint_every_steps < 0 or t.logq_strength < 0 or min(t.hidden_units, default=1) < 1:
         raise ConfigError(f"{where}: 'trainer.checkpoint_every_steps', 'logq_strength' and 'hidden_units' must be >= 0")
     names = [ph.name for ph in t.phases]

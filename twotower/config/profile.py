@@ -154,9 +154,17 @@ class TrainerConfig:
     hidden_units: tuple[int, ...] = (128, 64)
     learn_temperature: bool = False  # train the softmax temperature (starting at ``temperature``)
     logq_strength: float = 1.0  # in-batch logQ correction: logits - strength * log q(item); 0 turns it off
-    optimizer: str = "adagrad"  # adagrad | adam
+    optimizer: str = "adagrad"  # adagrad | adam | adamw
+    weight_decay: float = 0.0  # adamw: decoupled weight decay (a fraction of each weight per step, x the rate)
     checkpoint_every_steps: int = 500  # 0: checkpoint at phase ends only
     phases: tuple[PhaseConfig, ...] = ()
+    # Validation-driven training (trainer/validation.py): Recall@validation_k of up to validation_users eval users
+    # after every epoch; a phase stops after `patience` epochs without a new best (0: never); with restore_best
+    # training ends on the best weights seen. validation_users 0 turns all three off.
+    validation_users: int = 2000
+    validation_k: int = 50
+    patience: int = 0
+    restore_best: bool = True
 
     def plan(self) -> tuple[PhaseConfig, ...]:
         """Returns the phases to run, with batch size and learning rate filled in."""

@@ -53,8 +53,12 @@ def embed_catalog(
     return np.concatenate(ids), np.concatenate(names), np.concatenate(embeddings)
 
 
-def package(profile: Profile, paths: Paths, fitted: Fitted) -> None:
-    """Writes the SavedModel and every build-time asset (module docstring) to ``paths.serving_model_dir``."""
+def package(profile: Profile, paths: Paths, fitted: Fitted, with_index: bool = True, with_onnx: bool = True) -> None:
+    """Writes the SavedModel and every build-time asset (module docstring) to ``paths.serving_model_dir``.
+
+    ``with_index`` / ``with_onnx`` False skip the retrieval index and the ONNX towers (benchmark sweeps,
+    which only evaluate the SavedModel).
+    """
     model_dir, tft_output = paths.serving_model_dir, fitted.tft_output
     query_raw, item_raw = raw_inputs(profile)
     ids, names, embeddings = embed_catalog(paths.catalog, tft_output, fitted.candidate_tower, profile)
@@ -73,11 +77,13 @@ def package(profile: Profile, paths: Paths, fitted: Fitted) -> None:
     )
     signatures.export(module, model_dir, profile.to_json())
     export_vocabularies(profile, tft_output, model_dir)
-    tuning = [fitted.query_tower(b).numpy() for b in fitted.eval_examples.batch(VALIDATION_QUERIES).take(1)]
-    build_and_save(ids, names, embeddings, model_dir, profile.serving.top_k, tuning[0] if tuning else None)
-    lists = [n for ids, ages in module.histories.items() for n in (ids, ages)]
-    query_examples = raw_examples(paths.eval, tft_output, query_raw, lists=lists)
-    export_onnx(module, model_dir, query_examples, raw_examples(paths.catalog, tft_output, item_raw))
+    if with_index:
+        tuning = [fitted.query_tower(b).numpy() for b in fitted.eval_examples.batch(VALIDATION_QUERIES).take(1)]
+        build_and_save(ids, names, embeddings, model_dir, profile.serving.top_k, tuning[0] if tuning else None)
+    if with_onnx:
+        lists = [n for ids, ages in module.histories.items() for n in (ids, ages)]
+        query_examples = raw_examples(paths.eval, tft_output, query_raw, lists=lists)
+        export_onnx(module, model_dir, query_examples, raw_examples(paths.catalog, tft_output, item_raw))
     with tf.io.gfile.GFile(os.path.join(model_dir, HISTORY_ASSET), "w") as f:
         json.dump(fitted.history, f, indent=2)
 

@@ -23,6 +23,7 @@ from twotower.config import Profile
 from twotower.trainer import data, model, phases, towers
 from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback
 from twotower.trainer.strategy import choose_strategy
+from twotower.trainer.validation import ValidationCallback, sample_users
 from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, history_item_features, raw_inputs
 
 SHUFFLE_BUFFER = 100_000
@@ -71,10 +72,14 @@ def item_table(
     return table
 
 
-def make_optimizer(name: str, schedule: phases.PhaseSchedule) -> tf.keras.optimizers.Optimizer:
-    """Returns the trainer's optimizer ('adagrad' or 'adam') driven by the phase schedule."""
+def make_optimizer(
+    name: str, schedule: phases.PhaseSchedule, weight_decay: float = 0.0
+) -> tf.keras.optimizers.Optimizer:
+    """Returns the trainer's optimizer ('adagrad', 'adam' or 'adamw' with ``weight_decay``) driven by the schedule."""
     if name == "adam":
         return tf.keras.optimizers.Adam(schedule)
+    if name == "adamw":
+        return tf.keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
     return tf.keras.optimizers.Adagrad(schedule)
 
 
@@ -164,46 +169,64 @@ def build_model(
         item_table=table,
     )
     schedule = phases.PhaseSchedule()
-    optimizer = make_optimizer(t.optimizer, schedule)
+    optimizer = make_optimizer(t.optimizer, schedule, t.weight_decay)
     two_tower.compile(optimizer=optimizer)
     query_tower(first), candidate_tower(first)
     optimizer.build(two_tower.trainable_variables)
     return two_tower, optimizer, schedule, phases.WeightAverage(two_tower.trainable_variables)
 
 
-def run_plan(
-    two_tower: model.TwoTowerModel,
-    plan: Sequence[phases.PhaseSteps],
-    schedule: phases.PhaseSchedule,
-    average: phases.WeightAverage,
-    checkpoints: Checkpoints,
-    datasets: Tuple[tf.data.Dataset, tf.data.Dataset],
-    n_examples: int,
-    log_dir: str,
-    checkpoint_every_steps: int,
-) -> float:
-    """Runs every phase not yet done (by the optimizer's step); returns the training examples/s of this run.
+@dataclasses.dataclass
+class Session:
+    """One ``fit`` run: the model and its training state, the plan, the data, where logs go."""
 
-    ``datasets``: (train, eval) transformed examples, unbatched; ``n_examples``: the training examples per epoch.
+    model: model.TwoTowerModel
+    schedule: phases.PhaseSchedule
+    average: phases.WeightAverage
+    checkpoints: Checkpoints
+    plan: Sequence[phases.PhaseSteps]
+    train_examples: tf.data.Dataset  # transformed, unbatched
+    eval_examples: tf.data.Dataset
+    n_examples: int  # training examples per epoch
+    log_dir: str
+    checkpoint_every_steps: int
+    validation: Optional[ValidationCallback] = None
+
+
+def run_plan(session: Session) -> Tuple[float, List[str]]:
+    """Runs every phase not yet done (by the optimizer's step); returns (examples/s of this run, phases stopped early).
+
+    A phase stopped early by validation jumps the optimizer's step to the phase's end, so the next
+    phase starts where the plan lays it out.
     """
-    train_examples, eval_examples = datasets
-    tensorboard = tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")
-    started, examples = time.monotonic(), 0.0
-    optimizer = two_tower.optimizer
-    for p in plan:
+    s = session
+    tensorboard = tf.keras.callbacks.TensorBoard(log_dir=s.log_dir, update_freq="epoch")
+    started, examples, stopped = time.monotonic(), 0.0, []
+    optimizer = s.model.optimizer
+    for p in s.plan:
         step = int(optimizer.iterations.numpy())
         if step >= p.last_step:
             continue
-        callbacks = [
-            phases.PhaseCallback(p, schedule, average, log_dir, resumed=step > p.first_step),
-            HistoryCallback(checkpoints, p.phase.name),
-            CheckpointCallback(checkpoints, checkpoint_every_steps),
+        callbacks: List[tf.keras.callbacks.Callback] = [
+            phases.PhaseCallback(p, s.schedule, s.average, s.log_dir, resumed=step > p.first_step)
+        ]
+        if s.validation is not None:
+            s.validation.start_phase()
+            callbacks.append(s.validation)
+        callbacks += [
+            HistoryCallback(s.checkpoints, p.phase.name),
+            CheckpointCallback(s.checkpoints, s.checkpoint_every_steps),
             tensorboard,
         ]
-        batches = fit_phase(two_tower, p, step, train_examples, eval_examples, callbacks)
-        examples += batches * n_examples / p.steps_per_epoch
+        batches = fit_phase(s.model, p, step, s.train_examples, s.eval_examples, callbacks)
+        examples += batches * s.n_examples / p.steps_per_epoch
+        if int(optimizer.iterations.numpy()) < p.last_step:
+            stopped.append(p.phase.name)
+            optimizer.iterations.assign(p.last_step)
+        elif p.phase.ema and s.validation is not None:  # the weight average replaced the weights after the last epoch
+            s.validation.check_average(p.first_epoch + p.phase.epochs - 1, p.phase.name)
     seconds = time.monotonic() - started
-    return examples / seconds if seconds > 0 else 0.0
+    return (examples / seconds if seconds > 0 else 0.0), stopped
 
 
 def fit(profile: Profile, paths: Paths) -> Fitted:
@@ -211,11 +234,11 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
 
     ``Fitted.history`` (exported as ``assets.extra/history.json``) is
     ``{"phases": [{name, first_epoch, last_epoch, first_step, last_step, batch_size, ...}],
-    "epochs": [{epoch, phase, loss, val_loss, learning_rate}], "examples_per_s": float,
-    "resumed_from_step": int, "temperature": float}``.
+    "epochs": [{epoch, phase, loss, val_loss, val_recall@K, learning_rate}], "examples_per_s": float,
+    "resumed_from_step": int, "temperature": float, "validation": {metric, best, best_epoch, restored,
+    stopped_early}}``.
     """
     t = profile.trainer
-    strategy = choose_strategy()
     tft_output = tft.TFTransformOutput(paths.transform_graph)
     query_raw, item_raw = raw_inputs(profile)
 
@@ -226,9 +249,9 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
     counts = item_counts(train_examples, n_vocab + NUM_OOV_BUCKETS)
     plan = phases.plan_steps(t.plan(), int(counts.sum()))
-    needs_table = any(p.phase.negatives for p in plan) or history_item_features(profile)
+    needs_table = any(p.phase.negatives for p in plan) or history_item_features(profile) or t.validation_users
     table = item_table(paths.catalog, tft_output, profile, n_vocab) if needs_table else None
-    with strategy.scope():
+    with choose_strategy().scope():
         first = next(iter(train_examples.batch(2)))
         two_tower, optimizer, schedule, average = build_model(profile, tft_output, counts, table, first)
     checkpoints = Checkpoints(
@@ -241,18 +264,21 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     if checkpoints.restore():
         resumed_from = int(optimizer.iterations.numpy())
         logging.info("Resuming at step %d of %d from %s", resumed_from, plan[-1].last_step, checkpoints.directory)
-    datasets = (train_examples, eval_examples)
-    speed = run_plan(
-        two_tower,
-        plan,
-        schedule,
-        average,
-        checkpoints,
-        datasets,
-        int(counts.sum()),
-        paths.log_dir,
-        t.checkpoint_every_steps,
+    validation = validation_callback(profile, two_tower, table, train_examples, eval_examples)
+    session = Session(
+        model=two_tower,
+        schedule=schedule,
+        average=average,
+        checkpoints=checkpoints,
+        plan=plan,
+        train_examples=train_examples,
+        eval_examples=eval_examples,
+        n_examples=int(counts.sum()),
+        log_dir=paths.log_dir,
+        checkpoint_every_steps=t.checkpoint_every_steps,
+        validation=validation,
     )
+    speed, stopped = run_plan(session)
     history = {
         "phases": [dict(dataclasses.asdict(p.phase), **p.bounds()) for p in plan],
         "epochs": checkpoints.history,
@@ -260,4 +286,25 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
         "resumed_from_step": resumed_from,
         "temperature": float(two_tower.temperature),
     }
+    if validation is not None:
+        restored = validation.restore() if t.restore_best else None
+        history["validation"] = validation.summary(restored is not None, stopped)
     return Fitted(two_tower, tft_output, eval_examples, history, checkpoints)
+
+
+def validation_callback(
+    profile: Profile,
+    two_tower: model.TwoTowerModel,
+    table: Optional[Dict[str, np.ndarray]],
+    train_examples: tf.data.Dataset,
+    eval_examples: tf.data.Dataset,
+) -> Optional[ValidationCallback]:
+    """Returns the validation callback (``trainer.validation``), or None when it is off or eval is empty."""
+    t = profile.trainer
+    if not t.validation_users or table is None:
+        return None
+    sample = sample_users(eval_examples, train_examples, t.validation_users, profile.evaluator.exclude_seen)
+    if sample is None:
+        return None
+    items = {name: table[name] for name in two_tower.candidate_tower.feature_names}
+    return ValidationCallback(sample, items, t.validation_k, t.patience)

@@ -1,0 +1,94 @@
+"""Validation recall, early stopping and best weights, on hand-made towers whose rankings are known."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from twotower.trainer import validation
+from twotower.trainer.validation import ValidationCallback, ValidationSample
+
+
+class _Lookup(tf.keras.Model):
+    """A tower that returns row ``x`` of a (trainable) table: rankings are set by assigning the table."""
+
+    def __init__(self, table: np.ndarray):
+        super().__init__()
+        self.table = tf.Variable(table.astype(np.float32))
+
+    def call(self, features, training=None):
+        return tf.gather(self.table, features["x"])
+
+
+class _TwoTower(tf.keras.Model):
+    def __init__(self, queries: np.ndarray, items: np.ndarray):
+        super().__init__()
+        self.query_tower, self.candidate_tower = _Lookup(queries), _Lookup(items)
+
+
+ITEMS = np.eye(4)  # item i is the unit vector e_i: a query's scores are its own entries
+# user 0 likes item 2 most, then 1, then 0, 3; user 1 likes item 3, then 0
+GOOD = np.array([[0.1, 0.5, 0.9, 0.0], [0.6, 0.0, 0.1, 0.9]])
+SAMPLE = ValidationSample(
+    queries={"x": np.array([0, 1])},
+    truth=[np.array([2]), np.array([0, 3])],
+    seen=[np.array([], np.int64), np.array([3])],  # user 1 has seen item 3: it must not count
+)
+
+
+def test_recall_at_k_by_hand():
+    model = _TwoTower(GOOD, ITEMS)
+    candidates = model.candidate_tower({"x": tf.range(4)})
+    # k=1: user 0 -> [2] hits 1/1; user 1 -> item 3 excluded, [0] hits 1/2 -> mean 0.75
+    assert validation.recall_at_k(model.query_tower, candidates, SAMPLE, 1) == pytest.approx(0.75)
+    # k=2: user 0 -> {2, 1}: 1/1; user 1 -> {0, 2}: 1/2
+    assert validation.recall_at_k(model.query_tower, candidates, SAMPLE, 2) == pytest.approx(0.75)
+    # k larger than the catalogue is cut to it
+    assert validation.recall_at_k(model.query_tower, candidates, SAMPLE, 10) == pytest.approx(1.0)
+
+
+def test_early_stop_after_patience_and_restore_the_best():
+    model = _TwoTower(GOOD, ITEMS)
+    callback = ValidationCallback(SAMPLE, {"x": np.arange(4)}, k=1, patience=2)
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_recall@1"] == pytest.approx(0.75) and callback.best_epoch == 0
+    bad = GOOD[:, ::-1].copy()  # reversed preferences: user 0 -> item 3 (miss), user 1 -> item 0 (1/2)
+    model.query_tower.table.assign(bad)
+    callback.on_epoch_end(1, logs)
+    assert logs["val_recall@1"] == pytest.approx(0.25) and not model.stop_training
+    callback.on_epoch_end(2, logs)
+    assert model.stop_training  # two epochs without a new best
+    assert callback.restore() == 0
+    np.testing.assert_allclose(model.query_tower.table.numpy(), GOOD)
+    summary = callback.summary(True, ["softmax"])
+    assert summary["best"] == pytest.approx(0.75) and summary["stopped_early"] == ["softmax"]
+
+
+def test_no_patience_never_stops_and_a_weight_average_can_be_the_best():
+    model = _TwoTower(GOOD[:, ::-1].copy(), ITEMS)
+    callback = ValidationCallback(SAMPLE, {"x": np.arange(4)}, k=1, patience=0)
+    callback.set_model(model)
+    for epoch in range(3):
+        callback.on_epoch_end(epoch, {})
+    assert not model.stop_training
+    model.query_tower.table.assign(GOOD)  # as if the phase's weight average was swapped in
+    assert callback.check_average(2, "stabilise") == pytest.approx(0.75)
+    assert callback.best == pytest.approx(0.75) and callback.summary(False, [])["weight_averages"] == [
+        {"phase": "stabilise", "epoch": 2, "val_recall@1": pytest.approx(0.75)}
+    ]
+
+
+def test_sample_users_takes_first_eval_rows_and_training_items_to_exclude():
+    def examples(users, items):
+        return tf.data.Dataset.from_tensor_slices({"user_id": tf.constant(users), "item_id": tf.constant(items)})
+
+    eval_examples = examples([5, 5, 7], [1, 2, 3])
+    train_examples = examples([5, 7, 9], [4, 6, 8])
+    sample = validation.sample_users(eval_examples, train_examples, 10, exclude_seen=True)
+    assert sample.queries["user_id"].tolist() == [5, 7] and sample.queries["item_id"].tolist() == [1, 3]
+    assert [t.tolist() for t in sample.truth] == [[1, 2], [3]]
+    assert [s.tolist() for s in sample.seen] == [[4], [6]]
+    one = validation.sample_users(eval_examples, train_examples, 1, exclude_seen=False)
+    assert len(one.truth) == 1 and one.seen[0].size == 0
+    assert validation.sample_users(examples([], []), train_examples, 5, exclude_seen=True) is None
