@@ -31,6 +31,9 @@ class Lookup(tf.keras.Model):
     def call(self, features):
         return tf.gather(self.table, features[self.key])
 
+    def repeat_bias(self, features, candidates):
+        return None  # no history: the dot products alone (the bias has its own test)
+
 
 def _model(frequency=None, item_table=None, **kwargs) -> model.TwoTowerModel:
     return model.TwoTowerModel(

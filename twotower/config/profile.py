@@ -28,7 +28,7 @@ KIND_OPTIONS = {
     "dense": ("dim", "embedding_dim"),
     "time": ("parts", "recency"),
     "cross": ("cross", "hash_buckets", "embedding_dim"),
-    "history": ("max_length", "half_life_days", "item_features", "pooling", "share_embeddings"),
+    "history": ("max_length", "half_life_days", "item_features", "pooling", "share_embeddings", "repeat"),
 }
 
 
@@ -80,6 +80,7 @@ class Feature:
     item_features: tuple[str, ...] = ()  # history: categorical item features of the history items pooled too
     pooling: str = "mean"  # history: mean | recency | attention (see towers.py)
     share_embeddings: bool = True  # history: pool through the candidate tower's item tables (else its own)
+    repeat: bool = True  # history: learn a score for an item the user had before, by its age (trainer/history.py)
 
     @property
     def derived(self) -> bool:

@@ -154,14 +154,18 @@ def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = Fal
     query = loaded.signatures["query_embedding"]
     names, lists = list(input_dtypes(query)), list_inputs(query)
     item_ids, embeddings = loaded.item_ids.numpy(), loaded.item_embeddings
+    row_of = {item: row for row, item in enumerate(item_ids)}
     recs: List[List[bytes]] = []
     for start in range(0, len(held_out.users), QUERY_BATCH):
         users = held_out.users[start : start + QUERY_BATCH]
         inputs = {name: held_out.queries[name][start : start + QUERY_BATCH] for name in names}
         inputs = {name: tf.constant(padded(v) if name in lists else v) for name, v in inputs.items()}
         depth = min(len(item_ids), k + max(len(held_out.seen.get(u, ())) for u in users))
-        scores = tf.matmul(query(**inputs)["embedding"], embeddings, transpose_b=True)
-        top = tf.math.top_k(scores, depth)
+        out = query(**inputs)
+        scores = tf.matmul(out["embedding"], embeddings, transpose_b=True).numpy()
+        if "history_scores" in out:  # the user's own earlier items, scored as served (export.repeats)
+            with_history_scores(scores, out["history_item_ids"].numpy(), out["history_scores"].numpy(), row_of)
+        top = tf.math.top_k(tf.constant(scores), depth)
         if check_served and start == 0:
             served = loaded.signatures["serving_default"](**inputs)["scores"].numpy()
             width = min(served.shape[1], depth)
@@ -170,6 +174,16 @@ def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = Fal
         for user, row in zip(users, top.indices.numpy(), strict=True):
             recs.append(metrics.exclude(list(item_ids[row]), held_out.seen.get(user, set()), k))
     return recs
+
+
+def with_history_scores(
+    scores: np.ndarray, history_ids: np.ndarray, history_scores: np.ndarray, row_of: Mapping[bytes, int]
+) -> None:
+    """Sets, in place, each history item's column of ``scores`` ``[users, n]`` to its served history score."""
+    for user, (ids, values) in enumerate(zip(history_ids, history_scores, strict=True)):
+        for item, value in zip(ids, values, strict=True):
+            if item:
+                scores[user, row_of[item]] = value
 
 
 def ease_lists(

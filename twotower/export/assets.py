@@ -7,7 +7,8 @@ everything a serving process or a client needs besides the signatures lives ther
 - ``history.json``: the trainer's phases, per-epoch losses and examples/s;
 - ``vocabularies.json`` and ``vocab/``: the feature vocabularies (``twotower.vocab``);
 - ``onnx/``: the ONNX towers and ``onnx.json``;
-- ``scann/``: the catalogue index; ``scann_savedmodel/``: the TFRS ScaNN SavedModel.
+- ``scann/``: the catalogue index; ``scann_savedmodel/``: the TFRS ScaNN SavedModel;
+- ``histories/``: every known user's history as of the end of the data (``export.histories``).
 """
 
 from __future__ import annotations
@@ -20,3 +21,4 @@ HISTORY_ASSET = os.path.join(EXTRA_DIR, "history.json")  # written by export.pac
 ONNX_DIR = os.path.join(EXTRA_DIR, "onnx")
 INDEX_DIR = os.path.join(EXTRA_DIR, "scann")
 SAVEDMODEL_DIR = os.path.join(EXTRA_DIR, "scann_savedmodel")
+HISTORIES_DIR = os.path.join(EXTRA_DIR, "histories")

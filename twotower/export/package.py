@@ -4,6 +4,7 @@
 
 - the SavedModel with its signatures (``export.signatures``) and ``assets.extra/profile.json``;
 - ``assets.extra/vocabularies.json`` and ``vocab/`` (``export.vocabularies``);
+- ``assets.extra/histories/``: every user's history at the end of the data (``export.histories``);
 - the catalogue's retrieval index, tuned on eval queries, and the ScaNN SavedModel (``export.index``);
 - the ONNX towers, checked against TensorFlow on real examples (``export.onnx_export``);
 - ``assets.extra/history.json``, the training history.
@@ -25,13 +26,14 @@ import tensorflow_transform as tft
 from twotower.config import Profile
 from twotower.export import signatures
 from twotower.export.assets import HISTORY_ASSET
+from twotower.export.histories import export_histories
 from twotower.export.index import build_and_save
 from twotower.export.onnx_export import export_onnx, raw_examples
 from twotower.export.scann_index import VALIDATION_QUERIES
 from twotower.export.vocabularies import export_vocabularies
 from twotower.trainer import data
 from twotower.trainer.train import Fitted, Paths, fit
-from twotower.transform.features import history_ages, raw_inputs, to_dense
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, history_ages, raw_inputs, to_dense
 
 
 def embed_catalog(
@@ -39,18 +41,26 @@ def embed_catalog(
     tft_output: tft.TFTransformOutput,
     candidate_tower: tf.keras.Model,
     profile: Profile,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (ids ``[n]`` bytes, names ``[n]`` bytes, embeddings ``[n, dim]`` float32) of the catalogue."""
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (ids ``[n]`` bytes, names ``[n]`` bytes, embeddings ``[n, dim]`` float32, rows ``[n_vocab + 1]``)
+    of the catalogue; ``rows[i]`` is the catalogue row of item index ``i`` (-1: the OOV bucket, or not listed)."""
     d = profile.data
     _, item_raw = raw_inputs(profile)
     spec = {n: tft_output.raw_feature_spec()[n] for n in item_raw + [d.item_name]}
     layer = tft_output.transform_features_layer()
-    ids, names, embeddings = [], [], []
+    ids, names, embeddings, indices = [], [], [], []
     for raw in data.raw_dataset(patterns, spec):
         ids.append(to_dense(raw[d.item_id]).numpy())
         names.append(to_dense(raw[d.item_name]).numpy())
-        embeddings.append(candidate_tower(layer({n: raw[n] for n in item_raw})).numpy())
-    return np.concatenate(ids), np.concatenate(names), np.concatenate(embeddings)
+        transformed = layer({n: raw[n] for n in item_raw})
+        indices.append(transformed[ITEM_ID].numpy())
+        embeddings.append(candidate_tower(transformed).numpy())
+    n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
+    index = np.concatenate(indices)
+    rows = np.full(n_vocab + NUM_OOV_BUCKETS, -1, dtype=np.int64)
+    known = index < n_vocab
+    rows[index[known]] = np.flatnonzero(known)
+    return np.concatenate(ids), np.concatenate(names), np.concatenate(embeddings), rows
 
 
 def package(profile: Profile, paths: Paths, fitted: Fitted, with_index: bool = True, with_onnx: bool = True) -> None:
@@ -61,7 +71,7 @@ def package(profile: Profile, paths: Paths, fitted: Fitted, with_index: bool = T
     """
     model_dir, tft_output = paths.serving_model_dir, fitted.tft_output
     query_raw, item_raw = raw_inputs(profile)
-    ids, names, embeddings = embed_catalog(paths.catalog, tft_output, fitted.candidate_tower, profile)
+    ids, names, embeddings, rows = embed_catalog(paths.catalog, tft_output, fitted.candidate_tower, profile)
     logging.info("Embedded %d catalogue items; exporting to %s", len(ids), model_dir)
     module = signatures.RetrievalModule(
         tft_output,
@@ -74,9 +84,12 @@ def package(profile: Profile, paths: Paths, fitted: Fitted, with_index: bool = T
         item_embeddings=tf.constant(embeddings),
         top_k=profile.serving.top_k,
         histories={f.name: history_ages(f) for f in profile.model_features if f.kind == "history"},
+        item_rows=tf.constant(rows),
+        repeat_scale=float(fitted.model.temperature),
     )
     signatures.export(module, model_dir, profile.to_json())
     export_vocabularies(profile, tft_output, model_dir)
+    export_histories(profile, paths.histories, model_dir)
     if with_index:
         tuning = [fitted.query_tower(b).numpy() for b in fitted.eval_examples.batch(VALIDATION_QUERIES).take(1)]
         build_and_save(ids, names, embeddings, model_dir, profile.serving.top_k, tuning[0] if tuning else None)

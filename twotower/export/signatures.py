@@ -6,8 +6,12 @@ vector column is ``[batch, dim]`` float32, a JSON list per instance):
 
 - ``serving_default``: query features -> ``item_ids`` ``[batch, K]`` string,
   ``item_names`` ``[batch, K]`` string, ``scores`` ``[batch, K]`` float32; exact
-  top-K over the whole catalogue by dot product (standard TF ops only).
-- ``query_embedding``: query features -> ``embedding`` ``[batch, dim]`` float32.
+  top-K over the whole catalogue by dot product, plus the history's repeat scores
+  on the user's own earlier items (standard TF ops only).
+- ``query_embedding``: query features -> ``embedding`` ``[batch, dim]`` float32; with a history that
+  scores repeats also ``history_item_ids`` ``[batch, H]`` string ("" where none) and ``history_scores``
+  ``[batch, H]`` float32, the served score of those items (``export.repeats``), to merge into a top-K
+  searched over candidate embeddings.
 - ``candidate_embedding``: item features -> ``embedding`` ``[batch, dim]`` float32.
 
 A string feature sent as "" and a numeric feature (or any value of a vector)
@@ -28,6 +32,7 @@ from typing import Dict, Mapping, Optional, Sequence, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from twotower.export import repeats
 from twotower.export.assets import PROFILE_ASSET
 
 FeatureSpec = Union[tf.io.FixedLenFeature, tf.io.VarLenFeature]
@@ -122,10 +127,14 @@ class RetrievalModule(tf.Module):
         item_embeddings: tf.Tensor,
         top_k: int,
         histories: Optional[Mapping[str, str]] = None,
+        item_rows: Optional[tf.Tensor] = None,
+        repeat_scale: float = 1.0,
     ):
         """``item_ids``/``item_names``: ``[n]`` string; ``item_embeddings``: ``[n, dim]`` float32.
 
         ``histories``: {history ids input: its ages input} among the ``query_features`` (module docstring).
+        ``item_rows``: ``[n_vocab + 1]`` int64 catalogue row of each item index (-1: none), needed when a
+        history scores repeats (``export.repeats``), on the scale ``repeat_scale`` (the softmax temperature).
         """
         super().__init__()
         self.tft_layer = tft_output.transform_features_layer()
@@ -136,6 +145,11 @@ class RetrievalModule(tf.Module):
         self.item_embeddings = tf.Variable(item_embeddings, trainable=False, name="item_embeddings")
         self.top_k = min(top_k, int(item_embeddings.shape[0]))
         self.histories = dict(histories or {})
+        self.repeats = [h for h in getattr(query_tower, "histories", []) if h.feature.repeat]
+        if self.repeats and item_rows is None:
+            raise ValueError("a history feature scores repeats: RetrievalModule needs item_rows")
+        self.item_rows = None if item_rows is None else tf.Variable(item_rows, trainable=False, name="item_rows")
+        self.repeat_scale = float(repeat_scale)
         lists = list(self.histories) + list(self.histories.values())
         raw_spec = tft_output.raw_feature_spec()
         self._raw_spec = {n: raw_spec[n] for n in list(query_features) + list(item_features)}
@@ -153,14 +167,29 @@ class RetrievalModule(tf.Module):
         return self.tft_layer(to_raw(features, self._raw_spec, histories))
 
     def _query_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        return {"embedding": self.query_tower(self.transform(features))}
+        transformed = self.transform(features)
+        queries = self.query_tower(transformed)
+        if not self.repeats:
+            return {"embedding": queries}
+        rows, scores = self._history_scores(transformed, queries)
+        ids = tf.where(rows >= 0, tf.gather(self.item_ids, tf.maximum(rows, 0)), "")
+        return {"embedding": queries, "history_item_ids": ids, "history_scores": scores}
+
+    def _history_scores(self, transformed: Dict[str, tf.Tensor], queries: tf.Tensor) -> tuple:
+        return repeats.history_scores(
+            self.repeats, transformed, queries, self.item_rows, self.item_embeddings, self.repeat_scale
+        )
 
     def _candidate_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         return {"embedding": self.candidate_tower(self.transform(features))}
 
     def _serve(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        queries = self.query_tower(self.transform(features))
-        scores, indices = tf.math.top_k(tf.matmul(queries, self.item_embeddings, transpose_b=True), k=self.top_k)
+        transformed = self.transform(features)
+        queries = self.query_tower(transformed)
+        scores = tf.matmul(queries, self.item_embeddings, transpose_b=True)
+        if self.repeats:
+            scores = repeats.with_history_scores(scores, *self._history_scores(transformed, queries))
+        scores, indices = tf.math.top_k(scores, k=self.top_k)
         return {
             "item_ids": tf.gather(self.item_ids, indices),
             "item_names": tf.gather(self.item_names, indices),

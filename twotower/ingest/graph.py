@@ -250,7 +250,7 @@ def build_ingestion(
             | "GroupByUser" >> beam.GroupByKey()
             | "AttachHistories"
             >> beam.ParDo(
-                AttachHistories(profile, d.user_id),
+                AttachHistories(profile),
                 users=users,
                 items=items,
                 boundaries=beam.pvalue.AsSingleton(boundaries),

@@ -11,7 +11,8 @@ to each one two example features:
 
 Eval and test examples see every earlier interaction, train included; nothing at or after their
 own time. The ``histories`` split holds one example per user with the same two features as of the
-end of the data (ages from the newest interaction), which the export packs for serving.
+end of the data (ages from the newest interaction, whose time is the example's timestamp column),
+which the export packs for serving (``export.histories``).
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ class AttachHistories(beam.DoFn):
     together and in time order. Ties in time keep file order.
     """
 
-    def __init__(self, profile: Profile, user_id: str):
+    def __init__(self, profile: Profile):
         s = profile.split
         self._specs = history_specs(profile)
         self._per_user = (s.test_fraction, s.eval_fraction) if s.mode == "per_user" else None
-        self._user_id = user_id
+        self._user_id, self._timestamp = profile.data.user_id, profile.data.timestamp
 
     def process(
         self,
@@ -124,6 +125,7 @@ class AttachHistories(beam.DoFn):
         yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
         if self._specs and newest is not None:
             final = history_features(self._specs, item_ids, seconds, len(ordered), newest)
+            record = {self._user_id: user, self._timestamp: newest, **final}  # the time the ages count back from
             yield beam.pvalue.TaggedOutput(
-                HISTORIES, encode.wrap_example(encode.encode_features({self._user_id: user, **final}))
+                HISTORIES, encode.wrap_example(encode.encode_features(record, (self._timestamp,)))
             )

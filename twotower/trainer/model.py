@@ -59,6 +59,38 @@ class BPRLoss(tf.keras.losses.Loss):
         return tf.math.divide_no_nan(tf.reduce_sum(pairwise, axis=1), tf.reduce_sum(negative, axis=1))
 
 
+class Retrieval(tfrs.tasks.Retrieval):
+    """TFRS's Retrieval task, whose logits may also get a per-(query, candidate) ``score_bias``.
+
+    The bias (``[queries, candidates]``, logit units) is added before the logQ correction, the
+    accidental-hit removal and hard-negative mining, exactly where the dot products are: the
+    history's repeat scores (``trainer.history``) compete with them in the same softmax.
+    """
+
+    def call(  # noqa: D102  (TFRS's own, plus score_bias)
+        self,
+        query_embeddings: tf.Tensor,
+        candidate_embeddings: tf.Tensor,
+        sample_weight: Optional[tf.Tensor] = None,
+        candidate_sampling_probability: Optional[tf.Tensor] = None,
+        candidate_ids: Optional[tf.Tensor] = None,
+        compute_metrics: bool = False,
+        compute_batch_metrics: bool = False,
+        score_bias: Optional[tf.Tensor] = None,
+    ) -> tf.Tensor:
+        scores = tf.linalg.matmul(query_embeddings, candidate_embeddings, transpose_b=True)
+        labels = tf.eye(tf.shape(scores)[0], tf.shape(scores)[1])
+        if score_bias is not None:
+            scores = scores + score_bias
+        if candidate_sampling_probability is not None:
+            scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, candidate_sampling_probability)
+        if self._remove_accidental_hits:
+            scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, candidate_ids)
+        if self._num_hard_negatives is not None:
+            scores, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(scores, labels)
+        return self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+
+
 class TwoTowerModel(tfrs.Model):
     """Two towers, a (learnable or fixed) temperature and the loss of the current phase.
 
@@ -97,7 +129,7 @@ class TwoTowerModel(tfrs.Model):
         if negatives and not self.item_table:
             raise ValueError("sampled negatives need the catalogue's item features (item_table)")
         self.negatives = negatives
-        self.task = tfrs.tasks.Retrieval(
+        self.task = Retrieval(
             loss=BPRLoss() if loss == "bpr" else None,
             remove_accidental_hits=True,
             num_hard_negatives=hard_negatives or None,
@@ -128,13 +160,15 @@ class TwoTowerModel(tfrs.Model):
                 probability = (batch * probability + uniform) / (batch + self.negatives)
             probability = tf.pow(probability, self.logq_strength)
 
+        bias = self.query_tower.repeat_bias(features, ids)
+
         def loss() -> tf.Tensor:
             return self.task(
                 queries / self.temperature,
                 candidates,
                 candidate_sampling_probability=probability,
                 candidate_ids=ids,
-                compute_metrics=False,
+                score_bias=bias,
             )
 
         # under MirroredStrategy the last, short batch can leave a replica with no rows

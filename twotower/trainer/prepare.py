@@ -21,7 +21,7 @@ from tfx_bsl.public import tfxio
 
 from twotower.config import Profile
 from twotower.ingest.graph import build_ingestion
-from twotower.ingest.splits import split_names
+from twotower.ingest.splits import HISTORIES, split_names
 from twotower.ingest.write import write_outputs
 from twotower.schema.contract import contract_schema, profile_ranges
 from twotower.trainer.train import Paths
@@ -50,6 +50,7 @@ class TrainerInputs:
             serving_model_dir=os.path.join(out, "model"),
             log_dir=os.path.join(out, "logs"),
             checkpoint_dir=checkpoint_dir,
+            histories=self.split(HISTORIES) if HISTORIES in split_names(self.profile) else (),
         )
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from twotower.config import Feature, Profile
-from twotower.trainer.history import HistoryEncoder, feature_tables
+from twotower.trainer.history import HistoryEncoder, feature_tables, repeat_bias
 from twotower.transform.features import (
     ITEM_ID,
     NUM_OOV_BUCKETS,
@@ -117,6 +117,18 @@ class Tower(tf.keras.Model):
         """The transformed features the tower reads: the id, every input's, and each history's ids and ages."""
         names = [self.id_feature] + [spec.name for spec in self.specs]
         return names + [n for h in self.histories for n in (h.feature.name, history_ages(h.feature))]
+
+    def repeat_bias(self, features: Dict[str, tf.Tensor], candidates: tf.Tensor) -> Optional[tf.Tensor]:
+        """Returns ``[batch, n]`` logit bias of candidates (``[n]`` item indices) in each row's history, or None.
+
+        The sum over history features with ``repeat`` (``trainer.history``); None when none has it.
+        """
+        biases = []
+        for history in self.histories:
+            if history.feature.repeat:
+                ids, ages = features[history.feature.name], features[history_ages(history.feature)]
+                biases.append(repeat_bias(ids, history.repeat_scores(ids, ages), candidates))
+        return tf.add_n(biases) if biases else None
 
     def _part(self, spec: TowerInput, x: tf.Tensor) -> tf.Tensor:
         """Returns ``[batch, width]`` float32 for one transformed feature ``x``."""

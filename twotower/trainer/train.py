@@ -40,6 +40,7 @@ class Paths:
     serving_model_dir: str
     log_dir: str  # TensorBoard logs
     checkpoint_dir: str = ""  # where to checkpoint and resume from; default: log_dir/checkpoints
+    histories: Sequence[str] = ()  # the histories split (each user's history at the end of the data), if any
 
 
 def item_counts(examples: tf.data.Dataset, n_items: int) -> np.ndarray:

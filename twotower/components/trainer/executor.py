@@ -21,6 +21,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
 CATALOG_SPLIT = "catalog"
+HISTORIES_SPLIT = "histories"  # with a history feature: each user's history at the end of the data
 
 
 def checkpoint_key(profile_json: str, examples: types.Artifact) -> str:
@@ -30,7 +31,7 @@ def checkpoint_key(profile_json: str, examples: types.Artifact) -> str:
 
 
 class Executor(trainer_executor.GenericExecutor):
-    """GenericExecutor whose FnArgs.custom_config also has ``catalog_files``."""
+    """GenericExecutor whose FnArgs.custom_config also has ``catalog_files`` and ``histories_files``."""
 
     def _GetFnArgs(
         self,
@@ -41,7 +42,11 @@ class Executor(trainer_executor.GenericExecutor):
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
         examples = input_dict[standard_component_specs.EXAMPLES_KEY]
         catalog = [io_utils.all_files_pattern(artifact_utils.get_split_uri(examples, CATALOG_SPLIT))]
-        config = dict(fn_args.custom_config or {}, catalog_files=catalog)
+        config = dict(fn_args.custom_config or {}, catalog_files=catalog, histories_files=[])
+        if HISTORIES_SPLIT in artifact_utils.decode_split_names(examples[0].split_names):
+            config["histories_files"] = [
+                io_utils.all_files_pattern(artifact_utils.get_split_uri(examples, HISTORIES_SPLIT))
+            ]
         if config.get("checkpoint_root"):
             key = checkpoint_key(config.get("profile", ""), examples[0])
             config["checkpoint_dir"] = os.path.join(config["checkpoint_root"], key)

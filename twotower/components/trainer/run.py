@@ -20,5 +20,6 @@ def run_fn(fn_args: FnArgs) -> None:
         serving_model_dir=fn_args.serving_model_dir,
         log_dir=fn_args.model_run_dir,
         checkpoint_dir=config.get("checkpoint_dir", ""),
+        histories=config.get("histories_files", []),
     )
     train_and_export(from_dict(json.loads(config["profile"]), where="custom_config"), paths)
