@@ -67,6 +67,22 @@ def test_missing_file(tmp_path):
         (lambda r: r["split"].update(mode="random"), "'split.mode' must be 'time' or 'per_user'"),
         (lambda r: r["split"].update(mode="per_user", test_fraction=0.2), "per_user needs"),
         (lambda r: r["evaluator"].update(max_regression=1.5), r"'evaluator.max_regression' must be in \[-1, 1\]"),
+        (
+            lambda r: r["trainer"].update(weight_decay=0.01),
+            "'trainer.weight_decay' must be >= 0 and needs optimizer adamw",
+        ),
+        (lambda r: r["trainer"].update(dropout=1.0), r"'trainer.dropout' must be in \[0, 1\)"),
+        (lambda r: r["trainer"].update(mixed_precision="float8"), "mixed_float16"),
+        (lambda r: r["trainer"].update(patience=-1), "'patience' must be >= 0"),
+        (lambda r: r["trainer"].update(validation_k=0), "'validation_k' >= 1"),
+        (
+            lambda r: r["trainer"].update(alignment_feature="price"),
+            "'trainer.alignment_feature' must name a categorical",
+        ),
+        (
+            lambda r: r["trainer"].update(phases=[{"name": "a", "epochs": 1, "alignment": 0.5}]),
+            r"alignment must be >= 0 and needs 'trainer.alignment_feature'",
+        ),
     ],
 )
 def test_bad_profiles_name_the_field(tmp_path, edit, message):

@@ -28,7 +28,7 @@ class Lookup(tf.keras.Model):
         super().__init__()
         self.key, self.table = name, tf.constant(table)
 
-    def call(self, features):
+    def call(self, features, training=None):
         return tf.gather(self.table, features[self.key])
 
     def repeat_bias(self, features, candidates):
@@ -157,3 +157,16 @@ def test_several_workers_are_refused_clearly(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"index": 0}}')
     with pytest.raises(NotImplementedError, match="multi-worker training"):
         choose_strategy()
+
+
+def test_alignment_loss_by_hand():
+    # two items of category 0 at 90 degrees: their mean direction is 45 degrees -> 1 - cos(45) each;
+    # one item alone in category 3 is its own mean -> 0
+    e = tf.constant([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    loss = model.alignment_loss(e, tf.constant([0, 0, 3], tf.int64))
+    assert float(loss) == pytest.approx(2 * (1 - np.cos(np.pi / 4)), rel=1e-6)
+
+
+def test_alignment_needs_its_feature():
+    with pytest.raises(ValueError, match="alignment_feature"):
+        _model().set_loss(alignment=0.5)

@@ -102,3 +102,12 @@ def test_bag_of_tokens_is_the_mean_over_present_tokens():
     got = tower._part(spec, tf.constant([[1, 3, TEXT_PADDING], [TEXT_PADDING] * 3])).numpy()
     assert got[0] == pytest.approx((table[1] + table[3]) / 2)  # padding does not count
     assert got[1] == pytest.approx(np.zeros(3))  # no tokens: zeros
+
+
+def test_mlp_options_build_the_layers_asked_for():
+    plain = towers.mlp_layers((8,), 4, dropout=0.0, batch_norm=False)
+    assert [type(x).__name__ for x in plain] == ["Dense", "ReLU", "Dense"]
+    full = towers.mlp_layers((8, 6), 4, dropout=0.3, batch_norm=True, dtype="mixed_bfloat16")
+    names = [type(x).__name__ for x in full]
+    assert names == ["Dense", "BatchNormalization", "ReLU", "Dropout"] * 2 + ["Dense"]
+    assert not full[0].use_bias and full[3].rate == 0.3 and full[-1].compute_dtype == "bfloat16"

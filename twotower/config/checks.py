@@ -36,6 +36,11 @@ def check_trainer(t: TrainerConfig, where: str) -> None:
         raise ConfigError(f"{where}: set 'trainer.epochs' (>= 1) or list 'trainer.phases'")
     if t.optimizer not in OPTIMIZERS:
         raise ConfigError(f"{where}: 'trainer.optimizer' must be one of {OPTIMIZERS}, got {t.optimizer!r}")
+    if not 0 <= t.dropout < 1 or t.mixed_precision not in ("", "mixed_float16", "mixed_bfloat16"):
+        raise ConfigError(
+            f"{where}: 'trainer.dropout' must be in [0, 1) and 'trainer.mixed_precision' one of '', mixed_float16, "
+            f"mixed_bfloat16; got {t.dropout}, {t.mixed_precision!r}"
+        )
     if t.weight_decay < 0 or (t.weight_decay and t.optimizer != "adamw"):
         raise ConfigError(f"{where}: 'trainer.weight_decay' must be >= 0 and needs optimizer adamw")
     if t.validation_users < 0 or t.validation_k < 1 or t.patience < 0:
@@ -55,6 +60,8 @@ def check_trainer(t: TrainerConfig, where: str) -> None:
             raise ConfigError(f"{at}: loss must be one of {PHASE_LOSSES}, got {ph.loss!r}")
         if not 0 <= ph.ema < 1:
             raise ConfigError(f"{at}: ema must be in [0, 1), got {ph.ema}")
+        if ph.alignment < 0 or (ph.alignment and not t.alignment_feature):
+            raise ConfigError(f"{at}: alignment must be >= 0 and needs 'trainer.alignment_feature'")
 
 
 def check_feature(i: int, f: Feature, where: str) -> None:
@@ -118,6 +125,14 @@ def check_feature_references(p: Profile, where: str) -> None:
     if d.user_min_frequency < 1 or d.item_min_frequency < 1:
         raise ConfigError(f"{where}: 'data.user_min_frequency' and 'data.item_min_frequency' must be >= 1")
     by_name = {f.name: f for f in p.features}
+    aligned = by_name.get(p.trainer.alignment_feature)
+    if p.trainer.alignment_feature and (
+        aligned is None or aligned.kind != "categorical" or aligned.source != "item" or not aligned.model
+    ):
+        raise ConfigError(
+            f"{where}: 'trainer.alignment_feature' must name a categorical item feature the model uses, "
+            f"got {p.trainer.alignment_feature!r}"
+        )
     for i, f in enumerate(p.features):
         at = f"{where}: features[{i}] ({f.name}, kind {f.kind})"
         if f.name in ("user_id", "item_id") and f.name not in (d.user_id, d.item_id):

@@ -122,6 +122,8 @@ class PhaseConfig:
     in-batch negatives of every query; ``hard_negatives`` > 0 keeps, per query,
     only that many highest-scoring negatives. ``ema`` > 0 keeps an exponential
     moving average of the weights (that decay per step) and ends the phase on it.
+    ``alignment`` > 0 adds, with that weight, a loss pulling each in-batch candidate
+    towards the mean of its ``trainer.alignment_feature`` category (``trainer.model``).
     """
 
     name: str
@@ -133,6 +135,7 @@ class PhaseConfig:
     negatives: int = 0
     hard_negatives: int = 0
     ema: float = 0.0
+    alignment: float = 0.0  # weight of the category-alignment loss (trainer.alignment_feature), added to the phase's
 
 
 PHASE_SCHEDULES = ("constant", "cosine", "warmup")
@@ -153,6 +156,10 @@ class TrainerConfig:
     temperature: float
     epochs: int = 0  # length of the main softmax phase of the default plan; ignored when phases are given
     hidden_units: tuple[int, ...] = (128, 64)
+    dropout: float = 0.0  # dropout rate after each hidden MLP layer of both towers
+    batch_norm: bool = False  # batch normalisation before each hidden layer's activation
+    mixed_precision: str = ""  # "" (float32) | mixed_float16 | mixed_bfloat16: for accelerators (slower on CPUs)
+    alignment_feature: str = ""  # categorical item feature whose items a phase's `alignment` pulls together
     learn_temperature: bool = False  # train the softmax temperature (starting at ``temperature``)
     logq_strength: float = 1.0  # in-batch logQ correction: logits - strength * log q(item); 0 turns it off
     optimizer: str = "adagrad"  # adagrad | adam | adamw

@@ -70,6 +70,9 @@ def package(profile: Profile, paths: Paths, fitted: Fitted, with_index: bool = T
     which only evaluate the SavedModel).
     """
     model_dir, tft_output = paths.serving_model_dir, fitted.tft_output
+    if profile.trainer.mixed_precision:  # trained in mixed precision; served, and converted to ONNX, in float32
+        fitted.query_tower.compute_in_float32()
+        fitted.candidate_tower.compute_in_float32()
     query_raw, item_raw = raw_inputs(profile)
     ids, names, embeddings, rows = embed_catalog(paths.catalog, tft_output, fitted.candidate_tower, profile)
     logging.info("Embedded %d catalogue items; exporting to %s", len(ids), model_dir)

@@ -59,6 +59,18 @@ class BPRLoss(tf.keras.losses.Loss):
         return tf.math.divide_no_nan(tf.reduce_sum(pairwise, axis=1), tf.reduce_sum(negative, axis=1))
 
 
+def alignment_loss(embeddings: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
+    """Returns the category-alignment loss: sum over rows of 1 - cos(embedding, its category's mean direction).
+
+    ``embeddings``: ``[batch, dim]`` unit vectors (the in-batch candidates); ``categories``: int64 ``[batch]``.
+    Summed over rows like the retrieval loss, so a phase's ``alignment`` weight is per example.
+    """
+    categories = tf.cast(categories, tf.int32)
+    sums = tf.math.unsorted_segment_sum(embeddings, categories, tf.reduce_max(categories) + 1)
+    centres = tf.gather(tf.math.l2_normalize(sums, axis=1), categories)
+    return tf.reduce_sum(1.0 - tf.reduce_sum(embeddings * centres, axis=1))
+
+
 class Retrieval(tfrs.tasks.Retrieval):
     """TFRS's Retrieval task, whose logits may also get a per-(query, candidate) ``score_bias``.
 
@@ -109,8 +121,11 @@ class TwoTowerModel(tfrs.Model):
         item_frequency: Optional[np.ndarray] = None,
         logq_strength: float = 1.0,
         item_table: Optional[Mapping[str, np.ndarray]] = None,
+        alignment_feature: str = "",
     ):
+        """``alignment_feature``: the transformed categorical item feature ``set_loss``'s ``alignment`` uses."""
         super().__init__()
+        self.alignment_feature = alignment_feature
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.log_temperature = tf.Variable(math.log(temperature), trainable=learn_temperature, name="log_temperature")
@@ -119,16 +134,37 @@ class TwoTowerModel(tfrs.Model):
         self.item_table = {k: tf.constant(v) for k, v in (item_table or {}).items()}
         self.set_loss()
 
+    def train_step(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """TFRS's train step, plus loss scaling when the optimizer is a LossScaleOptimizer (``mixed_float16``)."""
+        scaled = isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
+            total_loss = loss + regularization_loss
+            target = self.optimizer.get_scaled_loss(total_loss) if scaled else total_loss
+        gradients = tape.gradient(target, self.trainable_variables)
+        if scaled:
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        return metrics
+
     @property
     def temperature(self) -> tf.Tensor:
         """The softmax temperature, a scalar float32 in [0.01, 10]."""
         return tf.clip_by_value(tf.exp(self.log_temperature), 0.01, 10.0)
 
-    def set_loss(self, loss: str = "softmax", negatives: int = 0, hard_negatives: int = 0) -> None:
+    def set_loss(
+        self, loss: str = "softmax", negatives: int = 0, hard_negatives: int = 0, alignment: float = 0.0
+    ) -> None:
         """Selects the loss options (see module docstring); retrace the train step afterwards."""
         if negatives and not self.item_table:
             raise ValueError("sampled negatives need the catalogue's item features (item_table)")
+        if alignment and not self.alignment_feature:
+            raise ValueError("the alignment loss needs the model's alignment_feature")
         self.negatives = negatives
+        self.alignment = alignment
         self.task = Retrieval(
             loss=BPRLoss() if loss == "bpr" else None,
             remove_accidental_hits=True,
@@ -142,13 +178,13 @@ class TwoTowerModel(tfrs.Model):
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         """Returns the scalar loss of a batch of transformed ``features`` under the current options."""
-        queries = self.query_tower(features)
-        candidates = self.candidate_tower(features)
+        queries = self.query_tower(features, training=training)
+        candidates = self.candidate_tower(features, training=training)
         ids = features[ITEM_ID]
         if self.negatives:
             rows = self.sample_rows()
             sampled = {name: tf.gather(values, rows) for name, values in self.item_table.items()}
-            candidates = tf.concat([candidates, self.candidate_tower(sampled)], axis=0)
+            candidates = tf.concat([candidates, self.candidate_tower(sampled, training=training)], axis=0)
             ids = tf.concat([ids, sampled[ITEM_ID]], axis=0)
         probability = None
         if self.item_frequency is not None:
@@ -172,4 +208,8 @@ class TwoTowerModel(tfrs.Model):
             )
 
         # under MirroredStrategy the last, short batch can leave a replica with no rows
-        return tf.cond(tf.shape(queries)[0] > 0, loss, lambda: 0.0 * tf.reduce_sum(queries))
+        total = tf.cond(tf.shape(queries)[0] > 0, loss, lambda: 0.0 * tf.reduce_sum(queries))
+        if self.alignment:
+            positives = candidates[: tf.shape(queries)[0]]
+            total += self.alignment * alignment_loss(positives, features[self.alignment_feature])
+        return total

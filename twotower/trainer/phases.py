@@ -152,7 +152,7 @@ class PhaseCallback(tf.keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Optional[Dict[str, float]] = None) -> None:
         ph = self.phase.phase
-        self.model.set_loss(ph.loss, ph.negatives, ph.hard_negatives)
+        self.model.set_loss(ph.loss, ph.negatives, ph.hard_negatives, ph.alignment)
         # fit() built its train function before this call; tracing happens at the first batch.
         self.model.train_function = self.model.make_train_function(force=True)
         self.model.test_function = None

@@ -92,11 +92,16 @@ class Tower(tf.keras.Model):
         embedding_dim: int,
         hidden_units: Sequence[int],
         histories: Sequence[HistoryEncoder] = (),
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        mixed_precision: str = "",
         **kwargs,
     ):
         """``id_size``: the id table size (OOV included); the id embedding and the output are ``embedding_dim`` wide.
 
-        ``histories``: pooled history features, part of the MLP input next to the ``inputs``.
+        ``histories``: pooled history features, part of the MLP input next to the ``inputs``; ``dropout`` and
+        ``batch_norm`` apply to each hidden layer of the MLP, which computes in ``mixed_precision`` when set
+        (a Keras policy name; embeddings, pooling and the output stay float32).
         """
         super().__init__(**kwargs)
         self.id_feature = id_feature
@@ -109,14 +114,19 @@ class Tower(tf.keras.Model):
                 self.parts[spec.name] = tf.keras.layers.Embedding(spec.size, spec.width)
             elif spec.kind == PROJECTION:
                 self.parts[spec.name] = tf.keras.layers.Dense(spec.width)
-        layers = [tf.keras.layers.Dense(units, activation="relu") for units in hidden_units]
-        self.mlp = tf.keras.Sequential(layers + [tf.keras.layers.Dense(embedding_dim)])
+        policy = mixed_precision or None
+        self.mlp = tf.keras.Sequential(mlp_layers(hidden_units, embedding_dim, dropout, batch_norm, policy))
 
     @property
     def feature_names(self) -> List[str]:
         """The transformed features the tower reads: the id, every input's, and each history's ids and ages."""
         names = [self.id_feature] + [spec.name for spec in self.specs]
         return names + [n for h in self.histories for n in (h.feature.name, history_ages(h.feature))]
+
+    def compute_in_float32(self) -> None:
+        """Switches a mixed-precision MLP to float32 (its weights are float32 already): exports serve on CPUs."""
+        for layer in self.mlp.layers:
+            layer._set_dtype_policy(tf.keras.mixed_precision.Policy("float32"))  # tf-keras has no public setter
 
     def repeat_bias(self, features: Dict[str, tf.Tensor], candidates: tf.Tensor) -> Optional[tf.Tensor]:
         """Returns ``[batch, n]`` logit bias of candidates (``[n]`` item indices) in each row's history, or None.
@@ -142,14 +152,33 @@ class Tower(tf.keras.Model):
         x = tf.expand_dims(x, -1) if x.shape.rank == 1 else x
         return self.parts[spec.name](x) if spec.kind == PROJECTION else x
 
-    def call(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
+    def call(self, features: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
         """Returns ``[batch, embedding_dim]`` float32 unit vectors for transformed ``features`` (``[batch, ...]``)."""
         parts = [self.id_embedding(features[self.id_feature])]
         parts += [self._part(spec, features[spec.name]) for spec in self.specs]
         for history in self.histories:
             name = history.feature.name
-            parts.append(history(features[name], features[history_ages(history.feature)]))
-        return tf.math.l2_normalize(self.mlp(tf.concat(parts, axis=1)), axis=1)
+            parts.append(history(features[name], features[history_ages(history.feature)], training=training))
+        out = self.mlp(tf.concat(parts, axis=1), training=training)
+        return tf.math.l2_normalize(tf.cast(out, tf.float32), axis=1)
+
+
+def mlp_layers(
+    hidden_units: Sequence[int], output: int, dropout: float, batch_norm: bool, dtype: Optional[str] = None
+) -> List[tf.keras.layers.Layer]:
+    """Returns the MLP's layers: per hidden layer Dense [-> BatchNorm] -> ReLU [-> Dropout], then Dense(output).
+
+    ``dtype``: a Keras dtype policy for all of them (``mixed_float16``, ``mixed_bfloat16``); None: float32.
+    """
+    layers: List[tf.keras.layers.Layer] = []
+    for units in hidden_units:
+        layers.append(tf.keras.layers.Dense(units, use_bias=not batch_norm, dtype=dtype))
+        if batch_norm:
+            layers.append(tf.keras.layers.BatchNormalization(dtype=dtype))
+        layers.append(tf.keras.layers.ReLU(dtype=dtype))
+        if dropout:
+            layers.append(tf.keras.layers.Dropout(dropout, dtype=dtype))
+    return layers + [tf.keras.layers.Dense(output, dtype=dtype)]
 
 
 def vocab_sizes(profile: Profile, tft_output: tft.TFTransformOutput) -> Dict[str, int]:
@@ -170,7 +199,18 @@ def build_towers(
 
     def tower(id_feature: str, sources: Sequence[str], name: str, histories: Sequence[HistoryEncoder] = ()) -> Tower:
         inputs = tower_inputs(profile, sizes, sources)
-        return Tower(id_feature, sizes[id_feature], inputs, t.embedding_dim, t.hidden_units, histories, name=name)
+        return Tower(
+            id_feature,
+            sizes[id_feature],
+            inputs,
+            t.embedding_dim,
+            t.hidden_units,
+            histories,
+            dropout=t.dropout,
+            batch_norm=t.batch_norm,
+            mixed_precision=t.mixed_precision,
+            name=name,
+        )
 
     candidate = tower(ITEM_ID, CANDIDATE_SOURCES, "candidate_tower")
     histories = [

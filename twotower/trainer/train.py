@@ -74,14 +74,21 @@ def item_table(
 
 
 def make_optimizer(
-    name: str, schedule: phases.PhaseSchedule, weight_decay: float = 0.0
+    name: str, schedule: phases.PhaseSchedule, weight_decay: float = 0.0, mixed_precision: str = ""
 ) -> tf.keras.optimizers.Optimizer:
-    """Returns the trainer's optimizer ('adagrad', 'adam' or 'adamw' with ``weight_decay``) driven by the schedule."""
+    """Returns the trainer's optimizer ('adagrad', 'adam' or 'adamw' with ``weight_decay``) driven by the schedule.
+
+    Under ``mixed_float16`` it is wrapped in a LossScaleOptimizer (float16 gradients underflow otherwise).
+    """
     if name == "adam":
-        return tf.keras.optimizers.Adam(schedule)
-    if name == "adamw":
-        return tf.keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
-    return tf.keras.optimizers.Adagrad(schedule)
+        optimizer = tf.keras.optimizers.Adam(schedule)
+    elif name == "adamw":
+        optimizer = tf.keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
+    else:
+        optimizer = tf.keras.optimizers.Adagrad(schedule)
+    if mixed_precision == "mixed_float16":
+        return tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def fit_phase(
@@ -168,9 +175,10 @@ def build_model(
         item_frequency=model.item_frequency(counts) if t.logq_strength > 0 else None,
         logq_strength=t.logq_strength,
         item_table=table,
+        alignment_feature=t.alignment_feature,
     )
     schedule = phases.PhaseSchedule()
-    optimizer = make_optimizer(t.optimizer, schedule, t.weight_decay)
+    optimizer = make_optimizer(t.optimizer, schedule, t.weight_decay, t.mixed_precision)
     two_tower.compile(optimizer=optimizer)
     query_tower(first), candidate_tower(first)
     optimizer.build(two_tower.trainable_variables)
