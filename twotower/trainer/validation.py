@@ -47,11 +47,11 @@ def sample_users(
     first: Dict[int, Dict[str, np.ndarray]] = {}
     truth: Dict[int, set] = {}
     for batch in eval_examples.batch(65536):
-        users, items = batch[USER_ID].numpy(), batch[ITEM_ID].numpy()
-        for row, (user, item) in enumerate(zip(users, items, strict=True)):
+        arrays = {name: tensor.numpy() for name, tensor in batch.items()}
+        for row, (user, item) in enumerate(zip(arrays[USER_ID], arrays[ITEM_ID], strict=True)):
             truth.setdefault(int(user), set()).add(int(item))
-            if int(user) not in first:
-                first[int(user)] = {k: v[row] for k, v in ((k, t.numpy()) for k, t in batch.items())}
+            if int(user) not in first:  # a copy: a view would keep the whole batch alive per user
+                first[int(user)] = {name: np.array(values[row]) for name, values in arrays.items()}
     if not first:
         return None
     chosen = sorted(first)
