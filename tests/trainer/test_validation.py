@@ -18,11 +18,15 @@ class _Lookup(tf.keras.Model):
     def call(self, features, training=None):
         return tf.gather(self.table, features["x"])
 
+    def repeat_bias(self, features, candidates):
+        return None  # no history (trainer/test_history.py covers the repeat scores)
+
 
 class _TwoTower(tf.keras.Model):
     def __init__(self, queries: np.ndarray, items: np.ndarray):
         super().__init__()
         self.query_tower, self.candidate_tower = _Lookup(queries), _Lookup(items)
+        self.temperature = tf.constant(0.1)
 
 
 ITEMS = np.eye(4)  # item i is the unit vector e_i: a query's scores are its own entries
@@ -92,3 +96,30 @@ def test_sample_users_takes_first_eval_rows_and_training_items_to_exclude():
     one = validation.sample_users(eval_examples, train_examples, 1, exclude_seen=False)
     assert len(one.truth) == 1 and one.seen[0].size == 0
     assert validation.sample_users(examples([], []), train_examples, 5, exclude_seen=True) is None
+
+
+def test_calibrate_repeats_scales_the_learned_scores_to_the_best_factor():
+    from twotower.config import Feature
+    from twotower.trainer.history import HistoryEncoder
+    from twotower.trainer.towers import Tower
+
+    candidate = Tower("item_id", 5, [], embedding_dim=2, hidden_units=())  # 4 items + OOV
+    encoder = HistoryEncoder(Feature("h", "interaction", "history", max_length=2), candidate.id_embedding, n_items=4)
+    query = Tower("user_id", 3, [], embedding_dim=2, hidden_units=(), histories=[encoder])
+    queries = {"user_id": np.array([0, 1]), "h": np.array([[3, -1], [3, 3]]), "h_age_days": np.zeros((2, 2))}
+    query({k: tf.constant(v) for k, v in queries.items()}), candidate({"item_id": tf.range(4)})
+    # candidates: item i's vector is row i (the candidate MLP is the identity); every query is (1, 0)
+    candidate.id_embedding.set_weights([np.array([[1, 0], [0.9, 0.1], [0.5, 0.5], [0, 1], [0, 0]], np.float32)])
+    candidate.mlp.layers[-1].set_weights([np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])
+    query.mlp.layers[-1].set_weights([np.zeros((4, 2), np.float32), np.array([1, 0], np.float32)])
+    encoder.repeat.assign(np.ones(16, np.float32))  # one logit per occurrence of a history item
+    model = _TwoTower(GOOD, ITEMS)
+    model.query_tower, model.candidate_tower = query, candidate  # temperature 0.1: item 0 scores 10 logits
+    sample = ValidationSample(queries, truth=[np.array([3]), np.array([3])], seen=[np.array([], np.int64)] * 2)
+    callback = ValidationCallback(sample, {"item_id": np.arange(4)}, k=1, patience=0)
+    callback.set_model(model)
+    # item 3 (in both histories; user 1 twice) beats item 0's 10 logits only at 16 x 1 (user 0) or 8 x 2 (user 1)
+    result = callback.calibrate_repeats()
+    assert result["scales"] == {"0.0": 0.0, "0.5": 0.0, "1.0": 0.0, "2.0": 0.0, "4.0": 0.0, "8.0": 0.5, "16.0": 1.0}
+    assert result["chosen"] == 16.0
+    np.testing.assert_allclose(encoder.repeat.numpy(), 16.0)

@@ -298,6 +298,7 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     if validation is not None:
         restored = validation.restore() if t.restore_best else None
         history["validation"] = validation.summary(restored is not None, stopped)
+        history["validation"]["repeat_calibration"] = validation.calibrate_repeats()
     return Fitted(two_tower, tft_output, eval_examples, history, checkpoints)
 
 

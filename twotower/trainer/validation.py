@@ -22,6 +22,7 @@ import tensorflow as tf
 from twotower.transform.features import ITEM_ID, USER_ID
 
 USER_BATCH = 256  # users ranked at once: [256, n_items] scores
+REPEAT_SCALES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # factors calibrate_repeats tries on the learned repeat scores
 
 
 @dataclasses.dataclass
@@ -75,15 +76,24 @@ def recall_at_k(
     candidates: tf.Tensor,
     sample: ValidationSample,
     k: int,
+    temperature: float = 1.0,
+    repeat_scale: float = 1.0,
 ) -> float:
-    """Returns the mean over sampled users of |top-k ∩ truth| / |truth|; ``candidates``: ``[n_items, dim]``."""
+    """Returns the mean over sampled users of |top-k ∩ truth| / |truth|; ``candidates``: ``[n_items, dim]``.
+
+    Items are ranked as in training: dot product / ``temperature`` plus the history's repeat scores
+    (``repeat_scale`` x, when the query tower has them).
+    """
     n_items = int(candidates.shape[0])
     k = min(k, n_items)
     recalls = []
     n_users = len(sample.truth)
+    everything = tf.range(n_items, dtype=tf.int64)
     for start in range(0, n_users, USER_BATCH):
         batch = {name: tf.constant(v[start : start + USER_BATCH]) for name, v in sample.queries.items()}
-        scores = tf.matmul(query_tower(batch, training=False), candidates, transpose_b=True).numpy()
+        scores = tf.matmul(query_tower(batch, training=False), candidates, transpose_b=True) / temperature
+        bias = query_tower.repeat_bias(batch, everything)
+        scores = (scores if bias is None else scores + repeat_scale * bias).numpy()
         for row, seen in enumerate(sample.seen[start : start + USER_BATCH]):
             scores[row, seen[seen < n_items]] = -np.inf
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -114,10 +124,31 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         """Starts counting epochs without improvement anew (a new phase, a new loss)."""
         self.waited = 0
 
+    def recall(self, repeat_scale: float = 1.0) -> float:
+        """Returns Recall@K of the model's current weights on the sample."""
+        candidates = self.model.candidate_tower(self.items, training=False)
+        temperature = float(self.model.temperature)
+        return recall_at_k(self.model.query_tower, candidates, self.sample, self.k, temperature, repeat_scale)
+
+    def calibrate_repeats(self) -> Optional[Dict[str, Any]]:
+        """Scales the history's learned repeat scores by the factor of ``REPEAT_SCALES`` that ranks the sample best.
+
+        Training learns them from every interaction, short early histories included; serving and the
+        evaluation score users at the end of their histories, where rebuys weigh more. Returns
+        {"scales": {factor: Recall@K}, "chosen": factor}, or None when no history scores repeats.
+        """
+        histories = [h for h in getattr(self.model.query_tower, "histories", []) if h.feature.repeat]
+        if not histories:
+            return None
+        recalls = {scale: self.recall(scale) for scale in REPEAT_SCALES}
+        chosen = max(REPEAT_SCALES, key=lambda scale: (recalls[scale], scale == 1.0))
+        for history in histories:
+            history.repeat.assign(history.repeat * chosen)
+        return {"scales": {str(s): v for s, v in recalls.items()}, "chosen": chosen}
+
     def measure(self, epoch: int) -> Tuple[float, bool]:
         """Returns (Recall@K of the current weights, whether it is a new best, kept as such)."""
-        candidates = self.model.candidate_tower(self.items, training=False)
-        value = recall_at_k(self.model.query_tower, candidates, self.sample, self.k)
+        value = self.recall()
         if value <= self.best:
             return value, False
         self.best, self.best_epoch = value, epoch
