@@ -24,7 +24,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from twotower.cli.bench import per_user_split  # noqa: E402
-
 from twotower.config import PhaseConfig, load_profile  # noqa: E402
 from twotower.evaluation.evaluate import evaluate  # noqa: E402
 from twotower.export.package import train_and_export  # noqa: E402

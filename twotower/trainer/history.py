@@ -153,16 +153,22 @@ def repeat_bias(history: tf.Tensor, scores: tf.Tensor, candidates: tf.Tensor) ->
     """Returns ``[batch, n]``: for each row and candidate, the sum of ``scores`` where the history holds it.
 
     ``history``: int64 ``[batch, L]`` item indices (-1 padding); ``scores``: float32 ``[batch, L]`` (0 where
-    nothing counts); ``candidates``: int64 ``[n]`` item indices. Works in batch-local ids (``tf.unique``), so the
-    cost is ``batch x (n + batch x L)``, never the catalogue.
+    nothing counts); ``candidates``: int64 ``[n]`` item indices. History entries are looked up among the sorted
+    distinct candidates (``tf.searchsorted``), so the work is ``batch x (L + distinct candidates)``: never the
+    catalogue, nor the batch's every history item.
     """
-    batch, length = tf.shape(history)[0], tf.shape(history)[1]
-    n = tf.shape(candidates)[0]
-    unique, local = tf.unique(tf.concat([candidates, tf.reshape(history, [-1])], axis=0))
-    width = tf.shape(unique, out_type=tf.int32)[0]
-    rows = tf.repeat(tf.range(batch), length) * width + tf.cast(local[n:], tf.int32)
-    table = tf.math.unsorted_segment_sum(tf.reshape(scores, [-1]), rows, batch * width)
-    return tf.gather(tf.reshape(table, [batch, width]), local[:n], axis=1)
+    batch = tf.shape(history)[0]
+    distinct = tf.sort(tf.unique(candidates)[0])
+    width = tf.shape(distinct)[0]
+    flat = tf.reshape(history, [-1])
+    slot = tf.minimum(tf.searchsorted(distinct, flat, out_type=tf.int32), width - 1)
+    found = tf.equal(tf.gather(distinct, slot), flat)
+    row = tf.repeat(tf.range(batch), tf.shape(history)[1])
+    segment = tf.where(found, row * width + slot, batch * width)  # misses go to one extra, dropped segment
+    table = tf.math.unsorted_segment_sum(tf.reshape(scores, [-1]), segment, batch * width + 1)
+    table = tf.reshape(table[: batch * width], [batch, width])
+    # gathering rows of the transpose is several times faster on CPU than gathering columns (axis=1)
+    return tf.transpose(tf.gather(tf.transpose(table), tf.searchsorted(distinct, candidates, out_type=tf.int32)))
 
 
 def masked_mean(vectors: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,76 @@
+"""Benchmark: training examples/s of a profile with a 50-item history feature vs the same profile without, in one run.
+
+    .venv/bin/python bench/history_throughput.py --out bench/results/history_throughput.json
+
+The demo data (`twotower data generate` defaults) is ingested and its transform analysed once
+with the history feature (``{name: recent_items, source: interaction, kind: history,
+max_length: 50}``, plus any options given with ``--history``); then ``trainer.train.fit``
+trains the hm profile's default plan with the history feature and without it (the same feature
+``model: false``: the towers and the input pipeline do not read it), alternating so drift in
+machine load hits both. examples/s is the trainer's own measure over its phase loop (what
+history.json records), validation passes included for both. Bar (issue 12): with >= 0.6 x without.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+
+import tensorflow as tf
+
+from twotower.config import Feature, load_profile
+from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm
+from twotower.trainer.prepare import prepare
+from twotower.trainer.train import fit
+
+
+def with_history(profile, options: dict, model: bool = True):
+    """Returns ``profile`` plus the history feature (``model: false`` leaves the towers without it)."""
+    history = Feature("recent_items", "interaction", "history", model=model, max_length=50, **options)
+    return dataclasses.replace(profile, features=profile.features + (history,))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each")
+    parser.add_argument("--history", default="{}", help='history feature options as JSON, e.g. {"pooling": "recency"}')
+    parser.add_argument("--transactions", type=int, default=DEMO_TRANSACTIONS)
+    args = parser.parse_args()
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.history).items()}
+    base = load_profile("hm")
+    profiles = {"history": with_history(base, options), "no_history": with_history(base, options, model=False)}
+    speeds = {name: [] for name in profiles}
+    with tempfile.TemporaryDirectory() as root:
+        generate_hm(os.path.join(root, "data"), DEMO_CUSTOMERS, DEMO_ARTICLES, args.transactions, seed=0)
+        inputs = prepare(profiles["history"], os.path.join(root, "data"), os.path.join(root, "inputs"))
+        for i in range(args.repeats):
+            for name, profile in profiles.items():
+                paths = inputs.paths(os.path.join(root, f"{name}{i}"), os.path.join(root, f"ckpt_{name}{i}"))
+                fitted = fit(profile, paths)
+                fitted.checkpoints.remove()
+                speeds[name].append(fitted.history["examples_per_s"])
+                print(f"run {i}: {name} {speeds[name][-1]:.0f} examples/s", flush=True)
+    ratio = statistics.median(speeds["history"]) / statistics.median(speeds["no_history"])
+    report = {
+        "data": {"profile": "hm", "transactions": args.transactions},
+        "history_feature": {"max_length": 50, **json.loads(args.history)},
+        "examples_per_s": {name: [round(v) for v in values] for name, values in speeds.items()},
+        "median_ratio": round(ratio, 3),
+        "bar": 0.6,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "load_average": os.getloadavg(),
+        "command": " ".join(["python"] + sys.argv),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
