@@ -1,13 +1,16 @@
 """The versions a server holds: loading pushed SavedModels, hot reload, unloading by policy.
 
-Layout (TF Serving's): ``serving_dir/<model>/<version>/saved_model.pb``, version an
-integer directory name. A ``ModelRegistry`` polls the directory: a new version is
-loaded once its files stop changing between two polls (a push still being copied
-is left alone), warmed up, then swapped in; requests already holding the old
-version finish on it. Of the versions on disk the latest ``keep_versions`` are
-served (TF Serving's "latest N" policy); older ones are unloaded only after a newer
-one is available, and a version whose load failed is skipped (the one before it
-keeps serving) until its files change.
+Layout (TF Serving's): ``serving_dir/<model>/<version>/saved_model.pb``, version a
+directory named with ASCII digits only (other names are ignored, with one warning
+each). A ``ModelRegistry`` polls the directory: a new version is loaded once its
+files stop changing between two polls (a push still being copied is left alone),
+warmed up, then swapped in; requests already holding the old version finish on it.
+Of the versions on disk the latest ``keep_versions`` loadable ones are served (TF
+Serving's "latest N" policy): a version whose load failed is skipped, and the one
+before it serves (from the first poll on) until the failed one's files change;
+older ones are unloaded only after a newer one is available. A version reached
+through a symlink that leaves the serving directory is refused unless
+``follow_symlinks``. Status messages name paths relative to the serving directory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
+
+from twotower.serving.versions import Fingerprint, ServingDir, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,7 @@ class Signature:
     ):
         """``call`` takes ``[batch, ...]`` arrays named as ``inputs`` and returns ``[batch, ...]`` outputs."""
         self.name, self.inputs, self.outputs, self._call = name, dict(inputs), dict(outputs), call
+        self.texts: Dict[Any, str] = {}  # output strings decoded for JSON (a catalogue's ids and names), by rest
 
     @classmethod
     def of_function(cls, name: str, fn: Any) -> Signature:
@@ -192,21 +198,6 @@ class VersionState:
     error_message: str = ""
 
 
-def _fingerprint(path: str) -> Optional[Tuple[int, int, int]]:
-    """Returns (files, bytes, newest mtime ns) under ``path``; None while there is no saved_model.pb."""
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return None
-    files = size = newest = 0
-    try:
-        for root, _, names in os.walk(path):
-            for name in names:
-                st = os.stat(os.path.join(root, name))
-                files, size, newest = files + 1, size + st.st_size, max(newest, st.st_mtime_ns)
-    except OSError:  # a file vanished mid-walk: still being written
-        return None
-    return files, size, newest
-
-
 class ModelRegistry:
     """The versions loaded from a serving directory, reloaded by polling it."""
 
@@ -219,11 +210,13 @@ class ModelRegistry:
         loader: Callable[[str, int, str], Servable] = load_servable,
         on_load: Optional[Callable[[str, int, bool, float], None]] = None,
         on_change: Optional[Callable[[], None]] = None,
+        follow_symlinks: bool = False,
     ):
         """``model_names`` empty: every model directory found; ``labels``: version label -> version number.
 
         ``on_load(model, version, ok, seconds)`` is called after every load attempt,
-        ``on_change()`` after a poll that loaded or unloaded a version.
+        ``on_change()`` after a poll that loaded or unloaded a version;
+        ``follow_symlinks`` loads versions whose symlinks lead outside ``serving_dir``.
         """
         if keep_versions < 1:
             raise ValueError(f"--keep-versions must be >= 1, got {keep_versions}")
@@ -232,13 +225,14 @@ class ModelRegistry:
         self._loader, self.on_load, self.on_change = loader, on_load, on_change
         self._loaded: Dict[str, Dict[int, Servable]] = {}  # replaced, never mutated: readers need no lock
         self._states: Dict[str, Dict[int, VersionState]] = {}
-        self._seen: Dict[Tuple[str, int], Tuple[int, int, int]] = {}  # fingerprint at the previous poll
-        self._failed: Dict[Tuple[str, int], Tuple[int, int, int]] = {}  # fingerprint whose load failed
+        self._seen: Dict[Tuple[str, int], Fingerprint] = {}  # fingerprint at the previous poll
+        self._failed: Dict[Tuple[str, int], Fingerprint] = {}  # fingerprint whose load failed
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._first_poll = True
+        self._disk = ServingDir(serving_dir, model_names, follow_symlinks)
 
     # --- reading -------------------------------------------------------------------------------------------------
 
@@ -300,66 +294,56 @@ class ModelRegistry:
             except Exception:  # a bad poll (a directory vanishing, a permission) must not end reloading
                 log.exception("polling %s failed; trying again in %ss", self.serving_dir, poll_seconds)
 
-    def _models_on_disk(self) -> List[str]:
-        if self.model_names:
-            return list(self.model_names)
-        if not os.path.isdir(self.serving_dir):
-            return []
-        return sorted(
-            m
-            for m in os.listdir(self.serving_dir)
-            if not m.startswith(".") and os.path.isdir(os.path.join(self.serving_dir, m))
-        )
-
-    def _versions_on_disk(self, model: str) -> Dict[int, str]:
-        model_dir = os.path.join(self.serving_dir, model)
-        if not os.path.isdir(model_dir):
-            return {}
-        return {int(v): os.path.join(model_dir, v) for v in os.listdir(model_dir) if v.isdigit() and len(v) < 19}
-
     def poll(self) -> None:
         """Loads new versions whose files have settled and unloads versions the policy no longer keeps."""
         with self._poll_lock:
             first, self._first_poll = self._first_poll, False
             before = self.loaded()
-            for model in self._models_on_disk():
+            for model in self._disk.models():
                 self._poll_model(model, first)
             if self.loaded() != before and self.on_change is not None:
                 self.on_change()
 
     def _poll_model(self, model: str, first: bool) -> None:
-        on_disk = self._versions_on_disk(model)
-        prints = {v: _fingerprint(path) for v, path in on_disk.items()}
-        loadable = [v for v in on_disk if prints[v] is not None and self._failed.get((model, v)) != prints[v]]
-        wanted = sorted(loadable, reverse=True)[: self.keep_versions]
-        for v in wanted:
+        """Serves the newest ``keep_versions`` versions that load: a failed one is passed over for the one before."""
+        on_disk = self._disk.versions(model)
+        prints = {v: fingerprint(path) for v, path in on_disk.items()}
+        serving: List[int] = []
+        for v in sorted(on_disk, reverse=True):
+            if len(serving) == self.keep_versions:
+                break
+            if v in self._loaded.get(model, {}):
+                serving.append(v)
+                continue
+            if prints[v] is None or self._failed.get((model, v)) == prints[v]:
+                continue  # no saved_model.pb (yet), or these very files failed to load
             settled = first or self._seen.get((model, v)) == prints[v]
-            if v not in self._loaded.get(model, {}) and settled:
-                self._load(model, v, on_disk[v], prints[v])
+            if settled and self._load(model, v, on_disk[v], prints[v]):
+                serving.append(v)
         others = {k: p for k, p in self._seen.items() if k[0] != model}
         self._seen = {**others, **{(model, v): prints[v] for v in on_disk}}
-        available = [v for v in self._loaded.get(model, {}) if v in on_disk]
-        keep = set(sorted(available, reverse=True)[: self.keep_versions])
         for v in list(self._loaded.get(model, {})):
-            if v not in keep:
+            if v not in serving:
                 self._unload(model, v)
 
     def _set_state(self, model: str, state: VersionState) -> None:
         with self._lock:
             self._states[model] = {**self._states.get(model, {}), state.version: state}
 
-    def _load(self, model: str, version: int, path: str, fingerprint: Tuple[int, int, int]) -> None:
+    def _load(self, model: str, version: int, path: str, files: Fingerprint) -> bool:
+        """Loads one version; returns whether it serves now."""
         self._set_state(model, VersionState(version, "LOADING"))
         started = time.monotonic()
         try:
             servable = self._loader(model, version, path)
         except Exception as e:  # a broken push must not stop the server or the versions it serves
             log.exception("%s: loading version %d of %s failed", path, version, model)
-            self._failed[(model, version)] = fingerprint
-            self._set_state(model, VersionState(version, "END", "UNKNOWN", f"{path}: {type(e).__name__}: {e}"))
+            self._failed[(model, version)] = files
+            message = self._disk.relative(f"{path}: {type(e).__name__}: {e}")
+            self._set_state(model, VersionState(version, "END", "UNKNOWN", message))
             if self.on_load is not None:
                 self.on_load(model, version, False, time.monotonic() - started)
-            return
+            return False
         with self._lock:
             self._loaded = {**self._loaded, model: {**self._loaded.get(model, {}), version: servable}}
             self._states[model] = {**self._states.get(model, {}), version: VersionState(version, "AVAILABLE")}
@@ -367,6 +351,7 @@ class ModelRegistry:
         log.info("loaded %s version %d from %s in %.1fs", model, version, path, seconds)
         if self.on_load is not None:
             self.on_load(model, version, True, seconds)
+        return True
 
     def _unload(self, model: str, version: int) -> None:
         with self._lock:
