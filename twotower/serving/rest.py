@@ -8,10 +8,14 @@ Request and response shapes follow tensorflow.org/tfx/serving/api_rest:
 - columnar format: ``{"inputs": {input: [value per row], ...}}`` -> ``{"outputs":
   {output: [value per row], ...}}`` (a bare list for one input / one output);
 - strings may be sent as ``{"b64": base64}``; outputs named ``*_bytes`` come back so;
-- floats accept ``NaN`` / ``Infinity``, as TF Serving's JSON does.
+- floats accept ``NaN`` / ``Infinity``, as TF Serving's JSON does (and answers carry them so).
 
 Every problem with a body raises ``InvalidArgument`` (HTTP 400) with a message
-naming the field at fault; nothing a client sends reaches the model unchecked.
+naming the field at fault; nothing a client sends reaches the model unchecked,
+and a request of more than ``max_rows`` rows is refused before its rows are read.
+Answers are encoded with orjson (the standard library's json when a float is not
+finite), item ids and names decoded once per signature; a large answer is encoded
+in pieces (``encode_piece``, ``join_pieces``) as its rows come back from the model.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import binascii
 import dataclasses
 import json
 import math
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
 from twotower.serving.models import (
@@ -38,6 +43,7 @@ from twotower.serving.models import (
 )
 
 ROW, COLUMNAR = "row", "columnar"
+MAX_CACHED_TEXTS = 1 << 17  # decoded output strings kept per signature (a catalogue's ids and names)
 _STRING, _FLOAT32 = tf.string, tf.float32
 _INT_RANGE = {
     tf.int8: (-(2**7), 2**7 - 1),
@@ -161,11 +167,20 @@ def _check_names(sent: Sequence[str], signature: Signature, where: str) -> None:
         )
 
 
-def _rows_format(instances: Any, signature: Signature) -> Columns:
+def _check_rows(rows: int, max_rows: int) -> None:
+    if rows > max_rows:
+        raise InvalidArgument(
+            f"request has {rows} rows; the server takes at most {max_rows} per request "
+            "(twotower serve --max-rows): send them in several requests"
+        )
+
+
+def _rows_format(instances: Any, signature: Signature, max_rows: int) -> Columns:
     if not isinstance(instances, list):
         raise InvalidArgument(f'"instances" must be a list of rows, got {_kind(instances)}')
     if not instances:
         raise InvalidArgument('"instances" is empty: send at least one row')
+    _check_rows(len(instances), max_rows)
     names = list(signature.inputs)
     columns: Columns = {name: [] for name in names}
     for i, row in enumerate(instances):
@@ -183,13 +198,14 @@ def _rows_format(instances: Any, signature: Signature) -> Columns:
     return columns
 
 
-def _columnar_format(inputs: Any, signature: Signature) -> Columns:
+def _columnar_format(inputs: Any, signature: Signature, max_rows: int) -> Columns:
     names = list(signature.inputs)
     if not isinstance(inputs, dict) or (len(names) == 1 and list(inputs) != names):
         if len(names) != 1:
             raise InvalidArgument(f'"inputs" must be an object with inputs {sorted(names)}, got {_kind(inputs)}')
         inputs = {names[0]: inputs}
     _check_names(list(inputs), signature, '"inputs"')
+    _check_rows(max((len(v) for v in inputs.values() if isinstance(v, list)), default=0), max_rows)
     columns: Columns = {}
     for name in names:
         values = inputs[name]
@@ -205,8 +221,11 @@ def _columnar_format(inputs: Any, signature: Signature) -> Columns:
     return columns
 
 
-def parse_predict(body: bytes, servable: Servable) -> PredictRequest:
-    """Returns the checked request in ``body`` for ``servable``; raises InvalidArgument naming what is wrong."""
+def parse_predict(body: bytes, servable: Servable, max_rows: int = 1 << 62) -> PredictRequest:
+    """Returns the checked request in ``body`` for ``servable``; raises InvalidArgument naming what is wrong.
+
+    A request of more than ``max_rows`` rows is refused before its rows are checked.
+    """
     if not body.strip():
         raise InvalidArgument("JSON Parse error: The document is empty")
     try:
@@ -229,9 +248,9 @@ def parse_predict(body: bytes, servable: Servable) -> PredictRequest:
     if ("instances" in doc) == ("inputs" in doc):
         raise InvalidArgument('request body must have exactly one of "instances" (row format) or "inputs" (columnar)')
     if "instances" in doc:
-        columns, fmt = _rows_format(doc["instances"], signature), ROW
+        columns, fmt = _rows_format(doc["instances"], signature, max_rows), ROW
     else:
-        columns, fmt = _columnar_format(doc["inputs"], signature), COLUMNAR
+        columns, fmt = _columnar_format(doc["inputs"], signature, max_rows), COLUMNAR
     return PredictRequest(signature, columns, len(next(iter(columns.values()))), fmt)
 
 
@@ -243,35 +262,96 @@ def _b64(value: Any) -> Dict[str, str]:
     return {"b64": base64.b64encode(value if isinstance(value, bytes) else str(value).encode()).decode("ascii")}
 
 
-def _to_json(name: str, array: np.ndarray) -> Any:
+def _nest(flat: List[Any], shape: Sequence[int]) -> List[Any]:
+    """Returns ``flat`` (row-major) as nested lists of ``shape``."""
+    if len(shape) <= 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _texts(array: np.ndarray, cache: Dict[Any, str]) -> List[Any]:
+    """Returns a string array as nested lists of str, each distinct value decoded once (``cache``)."""
+    flat = array.ravel().tolist()
+    try:
+        texts = [cache[v] for v in flat]
+    except KeyError:
+        if len(cache) > MAX_CACHED_TEXTS:
+            cache.clear()
+        for v in flat:
+            if v not in cache:
+                cache[v] = _text(v)
+        texts = [cache[v] for v in flat]
+    return _nest(texts, array.shape)
+
+
+def _to_json(name: str, array: np.ndarray, cache: Dict[Any, str]) -> Any:
     """Returns ``array`` as nested lists: strings decoded (``*_bytes`` outputs as {"b64": ...})."""
-    nested = array.tolist()
     if array.dtype.kind not in ("O", "S"):
-        return nested
+        return array.tolist()
     leaf = _b64 if name.endswith("_bytes") else _text
-    if array.ndim == 2 and leaf is _text and all(isinstance(v, bytes) for v in array.flat[:1]):
-        try:  # the hot path, item ids and names [batch, K]: decode inline
-            return [[v.decode("utf-8", "replace") for v in row] for row in nested]
-        except AttributeError:  # not all bytes
+    if leaf is _text:
+        try:
+            return _texts(array, cache)
+        except TypeError:  # unhashable items: decoded one by one below
             pass
 
     def walk(v: Any) -> Any:
         return [walk(x) for x in v] if isinstance(v, list) else leaf(v)
 
-    return walk(nested)
+    return walk(array.tolist())
+
+
+def dumps(doc: Any) -> bytes:
+    """Returns ``doc`` as JSON: orjson's, or the standard library's for what orjson would change (NaN, big ints)."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return json.dumps(doc).encode()
+
+
+def _all_finite(outputs: Mapping[str, np.ndarray]) -> bool:
+    return all(np.isfinite(a).all() for a in outputs.values() if a.dtype.kind in ("f", "c"))
+
+
+def _items(values: Any, exact: bool) -> bytes:
+    """Returns the JSON of the list ``values`` without its brackets: the items, comma-separated."""
+    text = orjson.dumps(values) if exact else json.dumps(values, separators=(",", ":")).encode()
+    return text[1:-1]
+
+
+Piece = Union[bytes, Dict[str, bytes]]
+
+
+def encode_piece(request: PredictRequest, outputs: Mapping[str, np.ndarray]) -> Piece:
+    """Returns the JSON of some consecutive rows' answers, for ``join_pieces``.
+
+    ``outputs`` are ``[rows, ...]`` arrays; NaN and infinities come out as
+    ``NaN``/``Infinity`` (TF Serving's JSON), which orjson would write as null.
+    """
+    cache, exact = request.signature.texts, _all_finite(outputs)
+    values = {name: _to_json(name, array, cache) for name, array in outputs.items()}
+    if len(values) == 1:
+        return _items(next(iter(values.values())), exact)
+    if request.format == COLUMNAR:
+        return {name: _items(v, exact) for name, v in values.items()}
+    names, rows = list(values), len(next(iter(values.values())))
+    return _items([{n: values[n][i] for n in names} for i in range(rows)], exact)
+
+
+def join_pieces(request: PredictRequest, pieces: Sequence[Piece]) -> bytes:
+    """Returns the response body of a predict request from its pieces, shaped as TF Serving shapes it."""
+    key = b'{"outputs":' if request.format == COLUMNAR else b'{"predictions":'
+    if pieces and isinstance(pieces[0], dict):
+        names = list(pieces[0])
+        columns = [dumps(n) + b":[" + b",".join(p[n] for p in pieces if p[n]) + b"]" for n in names]  # type: ignore
+        return key + b"{" + b",".join(columns) + b"}}"
+    return key + b"[" + b",".join(p for p in pieces if p) + b"]}"  # type: ignore
 
 
 def format_predict(request: PredictRequest, outputs: Mapping[str, np.ndarray]) -> bytes:
     """Returns the JSON response body of a predict request, shaped as TF Serving shapes it."""
-    values = {name: _to_json(name, array) for name, array in outputs.items()}
-    if request.format == COLUMNAR:
-        body: Any = {"outputs": next(iter(values.values())) if len(values) == 1 else values}
-    elif len(values) == 1:
-        body = {"predictions": next(iter(values.values()))}
-    else:
-        names = list(values)
-        body = {"predictions": [{n: values[n][i] for n in names} for i in range(request.rows)]}
-    return json.dumps(body).encode()
+    return join_pieces(request, [encode_piece(request, outputs)])
 
 
 def status_body(states: Sequence[VersionState]) -> Dict[str, Any]:
