@@ -76,3 +76,102 @@ def server(serving_dir):
 @pytest.fixture()
 def client(server) -> Client:
     return Client(server.port)
+
+
+class FakeModel:
+    """A servable without TensorFlow behind it: fast tests of the HTTP layer over real sockets.
+
+    ``serving_default`` answers ``y = 2 * x`` and two item ids per row; ``slow``
+    sleeps ``delay`` seconds per call first; ``big`` answers 5,000-character ids;
+    ``boom`` raises, as a bug in the server would. Every call's row count is
+    recorded in ``calls``.
+    """
+
+    def __init__(self, delay: float = 0.5):
+        self.delay, self.calls = delay, []
+
+    def _answer(self, arrays):
+        x = np.asarray(arrays["x"], dtype=np.float32)
+        self.calls.append(len(x))
+        ids = np.array([[f"item-{int(v)}".encode(), "é".encode()] for v in x], dtype=object).reshape(len(x), 2)
+        return {"y": 2 * x, "ids": ids}
+
+    def _slow(self, arrays):
+        import time
+
+        time.sleep(self.delay)
+        return self._answer(arrays)
+
+    def _boom(self, arrays):
+        raise RuntimeError("secret internal detail /srv/models")
+
+    def _big(self, arrays):  # ~10 KB of JSON per row
+        answer = self._answer(arrays)
+        answer["ids"] = np.full(answer["ids"].shape, b"x" * 5000, dtype=object)
+        return answer
+
+    def load(self, model: str, version: int, path: str):
+        import tensorflow as tf
+
+        from twotower.serving.models import Servable, Signature, TensorInfo
+
+        inputs = {"x": TensorInfo(tf.float32, (None,))}
+        outputs = {"y": TensorInfo(tf.float32, (None,)), "ids": TensorInfo(tf.string, (None, 2))}
+        signatures = {
+            name: Signature(name, inputs, outputs, call)
+            for name, call in (
+                ("serving_default", self._answer),
+                ("slow", self._slow),
+                ("big", self._big),
+                ("boom", self._boom),
+            )
+        }
+        return Servable(model, version, path, signatures, {name: {} for name in signatures})
+
+
+@pytest.fixture()
+def fake_server(tmp_path):
+    """Starts RestServers over a FakeModel (model "m", version 1) with the given ServerConfig fields; stops them."""
+    from twotower.serving.models import ModelRegistry
+    from twotower.serving.server import RestServer, ServerConfig
+
+    started = []
+
+    def start(model: Optional[FakeModel] = None, **config_fields):
+        root = tmp_path / "serving"
+        (root / "m" / "1").mkdir(parents=True, exist_ok=True)
+        (root / "m" / "1" / "saved_model.pb").write_text("fake")
+        model = model or FakeModel()
+        config = ServerConfig(str(root), host="127.0.0.1", port=0, poll_seconds=0, **config_fields)
+        server = RestServer(config, ModelRegistry(str(root), loader=model.load)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def exchange(port: int, data: bytes, timeout: float = 5.0) -> Tuple[bytes, bool]:
+    """Sends ``data`` on a new connection and reads until the server closes it or ``timeout`` passes.
+
+    Returns (what was read, whether the server closed the connection).
+    """
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            except ConnectionResetError:
+                return b"".join(chunks), True
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+        return b"".join(chunks), False

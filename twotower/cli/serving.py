@@ -56,6 +56,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         labels=tuple(labels),
         max_body_bytes=args.max_body_bytes,
+        max_rows=args.max_rows,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        drain_seconds=args.drain_seconds,
+        follow_symlinks=args.follow_symlinks,
         tf_threads=args.tf_threads,
     )
 
@@ -90,6 +96,39 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print_recommendations(f"top-{len(recs)} for customer {args.customer_id} from {args.url}:", recs)
     return 0
+
+
+def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
+    """Adds the flags that bound what one client can take from ``twotower serve``."""
+    serve.add_argument(
+        "--max-rows", type=int, default=1000, help="rows (instances) per predict; more get 400 (default %(default)s)"
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds for a request's head, and again for its body (408); slower clients are cut (default 30)",
+    )
+    serve.add_argument(
+        "--idle-timeout", type=float, default=75.0, help="seconds an idle keep-alive connection stays open (default 75)"
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        help="open connections; past it idle ones close, else 503; lowered to fit `ulimit -n` (default %(default)s)",
+    )
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM/SIGINT: stop accepting, answer what was read, exit within this (default 30)",
+    )
+    serve.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="load versions whose symlinks lead outside the serving dir (default: refused)",
+    )
 
 
 def add_serving_commands(commands: argparse._SubParsersAction) -> None:
@@ -131,6 +170,7 @@ def add_serving_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--max-body-bytes", type=int, default=1 << 20, help="larger requests get 413 (default %(default)s)"
     )
+    _add_limit_flags(serve)
     serve.add_argument(
         "--tf-threads", type=int, default=0, help="TensorFlow intra/inter-op threads; 0: one per core (default)"
     )

@@ -1,4 +1,4 @@
-"""``twotower serve``: TF Serving's REST API over every pushed version, on asyncio and the standard library.
+"""``twotower serve``: TF Serving's REST API over every pushed version, on aiohttp.
 
 Endpoints (as TF Serving's; tensorflow.org/tfx/serving/api_rest):
 
@@ -9,43 +9,49 @@ Endpoints (as TF Serving's; tensorflow.org/tfx/serving/api_rest):
 
 Errors are ``{"error": message}`` with TF Serving's status codes: 400 for a bad
 request (including an unknown signature or label, which TF Serving reports as
-INVALID_ARGUMENT), 404 for an unknown model or version, 413 for a body over
-``max_body_bytes``; 500 only for a fault of the server itself.
+INVALID_ARGUMENT, and more rows than ``max_rows``), 404 for an unknown model or
+version, 408 for a body slower than ``read_timeout``, 413 for a body over
+``max_body_bytes``, 503 past ``max_connections``; 500 only for a fault of the
+server itself, answered "internal error" with a request id the log carries with
+the traceback.
 
-One event-loop thread reads, checks and answers requests (HTTP/1.1 keep-alive);
-model calls run in the batch threads (``batching.Batcher``), and a poll thread
-loads and unloads versions (``models.ModelRegistry``).
+aiohttp (``http_server``) reads, frames and answers on one event-loop thread. A
+request's rows go to the model in pieces of at most ``max_batch_size`` rows, one
+piece after another, so a large request never holds the model for long; model
+calls run in the batch threads (``batching.Batcher``), and large bodies are
+decoded, checked and encoded in a separate thread, off the event loop. A poll
+thread loads and unloads versions (``models.ModelRegistry``). SIGTERM drains:
+the port closes, idle keep-alive connections close, every request already read
+is answered in full, and the process exits within ``drain_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import gc
-import json
 import logging
 import re
 import signal
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
+from aiohttp import web
 
-from twotower.serving import rest
+from twotower.serving import http_server, rest
 from twotower.serving.batching import Batcher
+from twotower.serving.http_server import JSON, HttpError
 from twotower.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from twotower.serving.metrics import ServerMetrics
 from twotower.serving.models import InvalidArgument, ModelRegistry, NotFound, ServingError
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-MAX_HEADER_BYTES = 64 * 1024
-MAX_DISCARD_BYTES = 64 << 20  # an oversized body up to this is read and dropped before the 413, larger ones cut off
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required"}
-_REASONS.update({413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error"})
+OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are decoded and checked off the event loop
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<what>/metadata|:[A-Za-z]+)?$"
@@ -55,28 +61,26 @@ METRICS_PATHS = ("/metrics", "/monitoring/prometheus/metrics")
 
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
-    """Everything ``twotower serve`` takes: where the models are, the port, batching and reload policy."""
+    """Everything ``twotower serve`` takes: where the models are, the port, batching, limits and reload policy."""
 
     serving_dir: str
     model_names: Tuple[str, ...] = ()  # empty: every model directory under serving_dir
     host: str = "0.0.0.0"
     port: int = 8501
-    max_batch_size: int = 32  # 1 turns batching off
+    max_batch_size: int = 32  # rows per model call; 1 turns batching off
     batch_timeout_ms: float = 0.0  # 0: no waiting; batches form from requests queued while the model runs
     batch_threads: int = 1
     keep_versions: int = 1
     poll_seconds: float = 1.0  # 0: load once at start, no hot reload
     labels: Tuple[Tuple[str, int], ...] = ()
     max_body_bytes: int = 1 << 20
+    max_rows: int = 1000  # rows (instances) per predict request
+    read_timeout: float = 30.0  # seconds for a request's head, and again for its body
+    idle_timeout: float = 75.0  # seconds a keep-alive connection may wait for its next request
+    max_connections: int = 1024  # lowered to fit the open-file limit
+    drain_seconds: float = 30.0  # SIGTERM: longest wait for accepted requests to be answered
+    follow_symlinks: bool = False  # load versions whose symlinks lead outside serving_dir
     tf_threads: int = 0  # TensorFlow intra- and inter-op threads; 0: TensorFlow's default (one per core)
-
-
-class _HttpError(Exception):
-    """A request that cannot be read: answered with ``status`` and the connection closed."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 class RestServer:
@@ -86,7 +90,11 @@ class RestServer:
         """``registry`` defaults to one over ``config.serving_dir`` (tests pass their own loader through one)."""
         self.config = config
         self.registry = registry or ModelRegistry(
-            config.serving_dir, config.model_names, config.keep_versions, dict(config.labels)
+            config.serving_dir,
+            config.model_names,
+            config.keep_versions,
+            dict(config.labels),
+            follow_symlinks=config.follow_symlinks,
         )
         self.metrics = ServerMetrics(self.registry.loaded)
         if self.registry.on_load is None:
@@ -95,11 +103,14 @@ class RestServer:
             self.registry.on_change = settle_heap
         self.batcher: Optional[Batcher] = None
         self.port: Optional[int] = None
+        self.received = self.answered = 0  # request heads read / answers written (any status): the drain's log line
+        self.draining = False
+        self._runner: Optional[web.ServerRunner] = None
+        self._cap: Optional[http_server.ConnectionCap] = None
+        self._off_loop = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rest-json")
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._server: Optional[asyncio.AbstractServer] = None
         self._thread: Optional[threading.Thread] = None
         self._stopped: Optional[asyncio.Event] = None
-        self._in_flight = 0
 
     # --- life cycle ----------------------------------------------------------------------------------------------
 
@@ -119,25 +130,55 @@ class RestServer:
                 tf.config.threading.set_inter_op_parallelism_threads(c.tf_threads)
             except RuntimeError:  # TensorFlow already ran something in this process
                 log.warning("--tf-threads %d ignored: TensorFlow was initialised before the server", c.tf_threads)
+        http_server.install_rate_limit()
         self.batcher = Batcher(c.max_batch_size, c.batch_timeout_ms / 1000.0, c.batch_threads, self._record_batch)
         self.registry.start(c.poll_seconds)  # the port opens once the versions on disk are loaded, as TF Serving's
         self._stopped = asyncio.Event()
+        self._cap = http_server.ConnectionCap(http_server.max_connections_for(c.max_connections))
+        server = http_server.WebServer(
+            self._handle,
+            self._cap,
+            head_timeout=c.read_timeout,
+            idle_timeout=c.idle_timeout,
+            lingering_time=min(10.0, c.read_timeout),
+            access_log=None,
+            logger=logging.getLogger(http_server.__name__),
+        )
+        self._runner = web.ServerRunner(server, shutdown_timeout=c.drain_seconds)
+        await self._runner.setup()
         try:
-            self._server = await asyncio.start_server(self._connection, c.host, c.port, limit=MAX_HEADER_BYTES)
+            await web.TCPSite(self._runner, c.host, c.port).start()
         except OSError:
+            await self._runner.cleanup()
             self.registry.stop()
             self.batcher.close()
             raise
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
-    async def _close(self, drain_seconds: float = 10.0) -> None:
-        assert self._server is not None and self.batcher is not None
-        self._server.close()
-        deadline = time.monotonic() + drain_seconds
-        while self._in_flight and time.monotonic() < deadline:  # in-flight requests finish
+    async def _close(self) -> None:
+        """Drains: stops accepting, closes idle connections, answers what was read, then stops the threads."""
+        assert self._runner is not None and self._cap is not None and self.batcher is not None
+        started, deadline = time.monotonic(), time.monotonic() + self.config.drain_seconds
+        self.draining = True
+        in_flight = sum(1 for c in self._cap.open if c.answering)
+        try:  # aiohttp: close the port, close idle connections, wait for the handlers, their answers written
+            await asyncio.wait_for(self._runner.cleanup(), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            log.warning("drain: requests still running after --drain-seconds %g; closing", self.config.drain_seconds)
+        while self._cap.open and time.monotonic() < deadline:  # the last answers' bytes leave the socket buffers
             await asyncio.sleep(0.01)
+        for connection in list(self._cap.open):
+            connection.force_close()
         self.registry.stop()
         self.batcher.close()
+        self._off_loop.shutdown(wait=True)
+        log.info(
+            "drained in %.2fs: %d requests received and %d answered in all, %d in flight at the signal",
+            time.monotonic() - started,
+            self.received,
+            self.answered,
+            in_flight,
+        )
 
     def start(self) -> RestServer:
         """Loads the models and serves in a background thread; returns once the port is open (``self.port``)."""
@@ -166,13 +207,14 @@ class RestServer:
         return self
 
     def stop(self) -> None:
-        """Stops a server started with ``start()``, letting in-flight requests finish."""
+        """Stops a server started with ``start()``, draining as on SIGTERM."""
         if self._loop is not None and self._stopped is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
+            if self._thread.is_alive():  # a second stop() is a no-op
+                self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join()
 
     def serve_forever(self, on_ready: Optional[Callable[[RestServer], None]] = None) -> None:
-        """Serves until SIGINT or SIGTERM, then drains in-flight requests; ``on_ready(server)`` once listening."""
+        """Serves until SIGINT or SIGTERM, then drains; ``on_ready(server)`` once listening."""
 
         async def main() -> None:
             await self._open()
@@ -189,89 +231,46 @@ class RestServer:
 
     # --- HTTP ----------------------------------------------------------------------------------------------------
 
-    async def _read_body(self, reader: asyncio.StreamReader, writer: Any, headers: Mapping[str, str]) -> bytes:
-        limit = self.config.max_body_bytes
-        too_big = f"request body exceeds the server's limit of {limit} bytes (twotower serve --max-body-bytes)"
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = bytearray()
-            while True:
-                size_line = await reader.readuntil(b"\r\n")
-                try:
-                    size = int(size_line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise _HttpError(400, "malformed chunked body") from None
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                        pass
-                    return bytes(body)
-                if len(body) + size > limit:
-                    raise _HttpError(413, too_big)
-                body += await reader.readexactly(size)
-                await reader.readexactly(2)
-        length_text = headers.get("content-length", "0").strip()
-        if not length_text.isdigit():
-            raise _HttpError(400, f"invalid Content-Length: {length_text!r}")
-        length = int(length_text)
-        if length > limit:
-            if headers.get("expect", "").lower() != "100-continue" and length <= MAX_DISCARD_BYTES:
-                while length > 0:  # read what the client is sending anyway, so it gets to read the answer
-                    chunk = await reader.read(min(length, 1 << 16))
-                    if not chunk:
-                        break
-                    length -= len(chunk)
-            raise _HttpError(413, too_big)
-        if headers.get("expect", "").lower() == "100-continue":
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return await reader.readexactly(length) if length else b""
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answers one request whose head aiohttp has read, writing the whole answer; never raises."""
+        started = time.perf_counter()
+        connection = request.protocol
+        connection.begin()
+        self.received += 1
+        close_now = False
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
-                    return  # the client closed the connection
-                except asyncio.LimitOverrunError:
-                    await self._reply(writer, 431, JSON, _error("request headers too large"), False, "other", 0.0)
-                    return
-                started = time.perf_counter()
-                try:
-                    method, target, version, headers = _parse_head(head)
-                    body = await self._read_body(reader, writer, headers)
-                except _HttpError as e:
-                    await self._reply(writer, e.status, JSON, _error(str(e)), False, "other", started)
-                    return
-                connection = headers.get("connection", "").lower()
-                keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-                keep_alive = keep_alive and method != "HEAD"
-                self._in_flight += 1
-                try:
-                    api, status, content_type, payload = await self._dispatch(method, target, body)
-                finally:
-                    self._in_flight -= 1
-                await self._reply(writer, status, content_type, payload, keep_alive, api, started)
-                if not keep_alive:
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            return  # the client went away mid-request
+            try:
+                if connection.refused:
+                    limit = self._cap.limit if self._cap is not None else 0
+                    raise HttpError(503, f"server at its connection limit (--max-connections {limit}); retry later")
+                body = await http_server.read_body(request, self.config.max_body_bytes, self.config.read_timeout)
+                api, status, content_type, payload = await self._dispatch(request.method, request.raw_path, body)
+            except HttpError as e:
+                api, status, content_type, payload = "other", e.status, JSON, http_server.error_body(str(e))
+                close_now = e.close_now
+            response = web.Response(status=status, reason=http_server.REASONS.get(status), body=payload)
+            response.headers["Content-Type"] = content_type
+            if self.draining or status in (408, 413, 503):
+                response.force_close()  # the connection ends with this answer
+            self._record(api, status, started)
+            try:
+                await response.prepare(request)  # written here, so a drain waits for the last byte
+                await response.write_eof()
+            except ConnectionError:  # the client left; nothing to answer
+                return response
+            self.answered += 1
+            if close_now:
+                connection.force_close()  # no lingering for a body the client holds back or sends too slowly
+            return response
         finally:
-            writer.close()
+            connection.end()
 
-    async def _reply(
-        self, writer: Any, status: int, content_type: str, payload: bytes, keep_alive: bool, api: str, started: float
-    ) -> None:
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-        )
-        writer.write(head.encode("latin-1") + payload)
-        await writer.drain()
+    def _record(self, api: str, status: int, started: float) -> None:
         code = str(status)
         self.metrics.requests.inc(api, code)
         if status >= 400:
             self.metrics.errors.inc(api, code)
-        if started:
-            self.metrics.latency.observe(time.perf_counter() - started, api)
+        self.metrics.latency.observe(time.perf_counter() - started, api)
 
     # --- the API -------------------------------------------------------------------------------------------------
 
@@ -293,10 +292,10 @@ class RestServer:
             version = _version(match["version"], method, path)
             if method == "GET" and what == "":
                 api = "status"
-                return api, 200, JSON, _json(rest.status_body(self.registry.status(model, version, label)))
+                return api, 200, JSON, rest.dumps(rest.status_body(self.registry.status(model, version, label)))
             if method == "GET" and what == "/metadata":
                 api = "metadata"
-                return api, 200, JSON, _json(rest.metadata_body(self.registry.get(model, version, label)))
+                return api, 200, JSON, rest.dumps(rest.metadata_body(self.registry.get(model, version, label)))
             if method == "POST" and what == ":predict":
                 api = "predict"
                 return api, 200, JSON, await self._predict(model, version, label, body)
@@ -304,22 +303,37 @@ class RestServer:
                 raise InvalidArgument(f"{what[1:]} is not supported: the model has no such signature; use :predict")
             raise InvalidArgument(f"Malformed request: {method} {path}")
         except ServingError as e:
-            return api, e.status, JSON, _error(str(e))
+            return api, e.status, JSON, http_server.error_body(str(e))
         except tf.errors.InvalidArgumentError as e:  # the model refused the values, as TF Serving reports it
-            return api, 400, JSON, _error(e.message.strip().splitlines()[0])
-        except Exception as e:  # a fault of ours: say so, log it, keep serving
-            log.exception("%s %s failed", method, path)
-            return api, 500, JSON, _error(f"internal error: {type(e).__name__}: {e}")
+            return api, 400, JSON, http_server.error_body(e.message.strip().splitlines()[0])
+        except Exception:  # a fault of ours: logged with its traceback under an id the client sees
+            rid = http_server.request_id()
+            log.exception("request %s: %s %s failed", rid, method, path)
+            return api, 500, JSON, http_server.error_body(f"internal error (request id {rid})")
 
     async def _predict(self, model: str, version: Optional[int], label: Optional[str], body: bytes) -> bytes:
+        """Returns the predict response body; the rows go to the model ``max_batch_size`` at a time."""
         servable = self.registry.get(model, version, label)
-        request = rest.parse_predict(body, servable)
-        signature = request.signature
+        loop = asyncio.get_running_loop()
+        if len(body) > OFF_LOOP_BYTES:
+            request = await loop.run_in_executor(
+                self._off_loop, rest.parse_predict, body, servable, self.config.max_rows
+            )
+        else:
+            request = rest.parse_predict(body, servable, self.config.max_rows)
+        signature, size = request.signature, self.config.max_batch_size
         key = (servable.model, str(servable.version), signature.name, id(signature))  # queued tasks keep it alive
         assert self.batcher is not None
-        future = self.batcher.submit(key, signature, request.columns, request.rows)
-        outputs = await asyncio.wrap_future(future)
-        return rest.format_predict(request, outputs)
+        if request.rows <= size:
+            outputs = await asyncio.wrap_future(self.batcher.submit(key, signature, request.columns, request.rows))
+            return rest.format_predict(request, outputs)
+        pieces: List[Any] = []
+        for start in range(0, request.rows, size):
+            columns = {name: values[start : start + size] for name, values in request.columns.items()}
+            rows = len(next(iter(columns.values())))
+            outputs = await asyncio.wrap_future(self.batcher.submit(key, signature, columns, rows))
+            pieces.append(loop.run_in_executor(self._off_loop, rest.encode_piece, request, outputs))
+        return rest.join_pieces(request, await asyncio.gather(*pieces))
 
 
 def settle_heap() -> None:
@@ -335,37 +349,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _parse_head(head: bytes) -> Tuple[str, str, str, Dict[str, str]]:
-    try:
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, version = lines[0].split(" ")
-    except ValueError:
-        raise _HttpError(400, "malformed HTTP request line") from None
-    if not version.startswith("HTTP/1."):
-        raise _HttpError(400, f"unsupported HTTP version {version!r}")
-    headers = {}
-    for line in lines[1:]:
-        if line:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise _HttpError(400, f"malformed header line {line[:40]!r}")
-            headers[name.strip().lower()] = value.strip()
-    return method, target, version, headers
-
-
 def _version(text: Optional[str], method: str, path: str) -> Optional[int]:
     if text is None:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" or Arabic-Indic digits are no version number
         raise InvalidArgument(f"Malformed request: {method} {path} (a version is a number)")
     if int(text) >= 2**63:
         raise InvalidArgument(f"Failed to convert version: {text}")
     return int(text)
-
-
-def _json(body: Any) -> bytes:
-    return json.dumps(body).encode()
-
-
-def _error(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
