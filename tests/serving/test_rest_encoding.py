@@ -60,3 +60,29 @@ def test_an_answer_joined_from_pieces_equals_the_answer_encoded_whole():
     y = np.array([1.0, 2.0, 3.0], dtype=np.float32)
     pieces = [rest.encode_piece(one, {"y": y[:1]}), rest.encode_piece(one, {"y": y[1:]})]
     assert json.loads(rest.join_pieces(one, pieces)) == {"outputs": [1.0, 2.0, 3.0]}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[b"a", "Café ☕".encode()], [b"b", b"c"]],  # verbatim UTF-8: joined as bytes
+        [[b'say "hi"', b"back\\slash"], [b"tab\there", b"\x00"]],  # must be escaped
+        [[b"\xc3", b"\xa9"], [b"\xff", b"ok"]],  # not UTF-8, even when two halves would make one
+    ],
+)
+def test_string_rows_read_back_as_the_standard_library_writes_them(values):
+    ids = np.array(values, dtype=object)
+    scores = np.zeros((2, 2), dtype=np.float32)
+    got = json.loads(rest.format_predict(_request({"instances": [1, 2]}), {"ids": ids, "scores": scores}))
+    want = [[v.decode("utf-8", "replace") for v in row] for row in values]
+    assert [r["ids"] for r in got["predictions"]] == want
+
+
+def test_string_outputs_of_any_rank_and_an_empty_top_k():
+    request = _request({"inputs": [1, 2]})
+    cube = np.array([[[b"a", b"b"], [b"c", b"d"]], [[b"e", b"f"], [b"g", b"h"]]], dtype=object)
+    empty = np.zeros((2, 0), dtype=object)
+    answer = json.loads(rest.format_predict(request, {"ids": cube, "scores": empty}))["outputs"]
+    assert answer == {"ids": [[["a", "b"], ["c", "d"]], [["e", "f"], ["g", "h"]]], "scores": [[], []]}
+    empty_ids = json.loads(rest.format_predict(request, {"ids": empty, "scores": np.zeros((2, 0), np.float32)}))
+    assert empty_ids["outputs"]["ids"] == [[], []]

@@ -90,7 +90,6 @@ class Signature:
     ):
         """``call`` takes ``[batch, ...]`` arrays named as ``inputs`` and returns ``[batch, ...]`` outputs."""
         self.name, self.inputs, self.outputs, self._call = name, dict(inputs), dict(outputs), call
-        self.texts: Dict[Any, str] = {}  # output strings decoded for JSON (a catalogue's ids and names), by rest
 
     @classmethod
     def of_function(cls, name: str, fn: Any) -> Signature:

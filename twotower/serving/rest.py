@@ -14,8 +14,10 @@ Every problem with a body raises ``InvalidArgument`` (HTTP 400) with a message
 naming the field at fault; nothing a client sends reaches the model unchecked,
 and a request of more than ``max_rows`` rows is refused before its rows are read.
 Answers are encoded with orjson (the standard library's json when a float is not
-finite), item ids and names decoded once per signature; a large answer is encoded
-in pieces (``encode_piece``, ``join_pieces``) as its rows come back from the model.
+finite); a row's top-K ids or names go in as the bytes the model returned, joined
+(no decoding per value) when they are UTF-8 that JSON takes verbatim. A large
+answer is encoded in pieces (``encode_piece``, ``join_pieces``) as its rows come
+back from the model.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import binascii
 import dataclasses
 import json
 import math
-from typing import Any, Dict, List, Mapping, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import orjson
@@ -43,7 +45,7 @@ from twotower.serving.models import (
 )
 
 ROW, COLUMNAR = "row", "columnar"
-MAX_CACHED_TEXTS = 1 << 17  # decoded output strings kept per signature (a catalogue's ids and names)
+_NEEDS_ESCAPE = b'"\\' + bytes(range(32))  # bytes a JSON string cannot hold verbatim
 _STRING, _FLOAT32 = tf.string, tf.float32
 _INT_RANGE = {
     tf.int8: (-(2**7), 2**7 - 1),
@@ -270,31 +272,43 @@ def _nest(flat: List[Any], shape: Sequence[int]) -> List[Any]:
     return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-def _texts(array: np.ndarray, cache: Dict[Any, str]) -> List[Any]:
-    """Returns a string array as nested lists of str, each distinct value decoded once (``cache``)."""
+def _json_string_rows(array: np.ndarray) -> Optional[List[Any]]:
+    """Returns a string array of 2+ dimensions as nested lists of its innermost lists already in JSON.
+
+    The innermost lists (a row's top-K ids or names) are ``orjson.Fragment``s built
+    by joining the bytes as they are, with no per-value decoding; this holds only
+    when every value is UTF-8 that JSON takes verbatim (no quote, backslash or
+    control character). Returns None otherwise.
+    """
+    if array.ndim < 2:
+        return None
     flat = array.ravel().tolist()
     try:
-        texts = [cache[v] for v in flat]
-    except KeyError:
-        if len(cache) > MAX_CACHED_TEXTS:
-            cache.clear()
-        for v in flat:
-            if v not in cache:
-                cache[v] = _text(v)
-        texts = [cache[v] for v in flat]
-    return _nest(texts, array.shape)
+        joined = b",".join(flat)  # TypeError unless all are bytes; the commas keep UTF-8 sequences apart
+        joined.decode("utf-8")
+    except (TypeError, UnicodeDecodeError):
+        return None
+    if len(joined.translate(None, _NEEDS_ESCAPE)) != len(joined):
+        return None
+    k = array.shape[-1]
+    if k == 0:
+        return _nest([orjson.Fragment(b"[]")] * int(np.prod(array.shape[:-1])), array.shape[:-1])
+    rows = [orjson.Fragment(b'["' + b'","'.join(flat[i : i + k]) + b'"]') for i in range(0, len(flat), k)]
+    return _nest(rows, array.shape[:-1])
 
 
-def _to_json(name: str, array: np.ndarray, cache: Dict[Any, str]) -> Any:
-    """Returns ``array`` as nested lists: strings decoded (``*_bytes`` outputs as {"b64": ...})."""
+def _to_json(name: str, array: np.ndarray, exact: bool) -> Any:
+    """Returns ``array`` as nested lists: strings decoded (``*_bytes`` outputs as {"b64": ...}).
+
+    With ``exact`` (the answer goes to orjson) string rows come as ready JSON where they can.
+    """
     if array.dtype.kind not in ("O", "S"):
         return array.tolist()
     leaf = _b64 if name.endswith("_bytes") else _text
-    if leaf is _text:
-        try:
-            return _texts(array, cache)
-        except TypeError:  # unhashable items: decoded one by one below
-            pass
+    if leaf is _text and exact:
+        rows = _json_string_rows(array)
+        if rows is not None:
+            return rows
 
     def walk(v: Any) -> Any:
         return [walk(x) for x in v] if isinstance(v, list) else leaf(v)
@@ -311,7 +325,10 @@ def dumps(doc: Any) -> bytes:
 
 
 def _all_finite(outputs: Mapping[str, np.ndarray]) -> bool:
-    return all(np.isfinite(a).all() for a in outputs.values() if a.dtype.kind in ("f", "c"))
+    """True unless a float output holds NaN or an infinity (a float64 sum carries either through)."""
+    return all(
+        math.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)) for a in outputs.values() if a.dtype.kind == "f"
+    )
 
 
 def _items(values: Any, exact: bool) -> bytes:
@@ -329,8 +346,8 @@ def encode_piece(request: PredictRequest, outputs: Mapping[str, np.ndarray]) -> 
     ``outputs`` are ``[rows, ...]`` arrays; NaN and infinities come out as
     ``NaN``/``Infinity`` (TF Serving's JSON), which orjson would write as null.
     """
-    cache, exact = request.signature.texts, _all_finite(outputs)
-    values = {name: _to_json(name, array, cache) for name, array in outputs.items()}
+    exact = _all_finite(outputs)
+    values = {name: _to_json(name, array, exact) for name, array in outputs.items()}
     if len(values) == 1:
         return _items(next(iter(values.values())), exact)
     if request.format == COLUMNAR:

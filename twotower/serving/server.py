@@ -186,7 +186,7 @@ class RestServer:
         failure: Dict[str, BaseException] = {}
 
         def run() -> None:
-            self._loop = asyncio.new_event_loop()
+            self._loop = new_event_loop()
             try:
                 self._loop.run_until_complete(self._open())
             except BaseException as e:  # handed to the caller of start()
@@ -227,7 +227,12 @@ class RestServer:
             await self._stopped.wait()
             await self._close()
 
-        asyncio.run(main())
+        loop = new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     # --- HTTP ----------------------------------------------------------------------------------------------------
 
@@ -334,6 +339,16 @@ class RestServer:
             outputs = await asyncio.wrap_future(self.batcher.submit(key, signature, columns, rows))
             pieces.append(loop.run_in_executor(self._off_loop, rest.encode_piece, request, outputs))
         return rest.join_pieces(request, await asyncio.gather(*pieces))
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Returns uvloop's event loop (libuv's sockets and timers: about half asyncio's cost per request), if installed."""
+    try:
+        import uvloop
+    except ImportError:
+        log.info("uvloop not installed: serving on asyncio's event loop (pip install uvloop for less CPU per request)")
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def settle_heap() -> None:
