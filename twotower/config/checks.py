@@ -5,7 +5,9 @@ Each check raises ``ConfigError`` naming the profile file and the field at fault
 
 from __future__ import annotations
 
+import codecs
 import datetime
+import re
 
 from twotower.config.profile import (
     FEATURE_KINDS,
@@ -165,8 +167,53 @@ def _has_time_of_day(fmt: str) -> bool:
     return fmt == "unix" or any(code in fmt for code in ("%H", "%I", "%T", "%X", "%c"))
 
 
+def check_dialect(delimiter: str, encoding: str, where: str) -> None:
+    """Raises ConfigError unless ``data.delimiter`` and ``data.encoding`` can read a CSV file."""
+    if not delimiter or any(c in delimiter for c in '"\r\n'):
+        raise ConfigError(
+            f"{where}: 'data.delimiter' must be characters other than quote and line breaks, got {delimiter!r}"
+        )
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(
+            f"{where}: 'data.encoding' {encoding!r} is not an encoding Python knows (e.g. utf-8, latin-1)"
+        ) from None
+
+
+_INPUT_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+def check_input_names(p: Profile, where: str) -> None:
+    """Raises ConfigError unless every column that becomes a serving signature input has a name TensorFlow keeps.
+
+    TensorFlow lowercases a signature's argument names and turns anything but letters and digits
+    into '_' ('Customer ID' fails the export, 'Country' is served as 'country'), so such a column
+    is refused here, before any data is read.
+    """
+    d = p.data
+    inputs = [("data.user_id", d.user_id), ("data.item_id", d.item_id)]
+    for f in p.model_features:
+        columns = [d.timestamp] if f.kind == "time" else list(f.cross) if f.kind == "cross" else [f.name]
+        inputs += [(f"feature {f.name!r} reads column" if c != f.name else "feature", c) for c in columns]
+    for key, name in inputs:
+        if not _INPUT_NAME.match(name):
+            raise ConfigError(
+                f"{where}: {key} {name!r}: a column the model reads becomes a serving signature input, so its name "
+                "must be lowercase ASCII letters, digits and '_', starting with a letter; rename the column in "
+                f"the CSV header and the profile (e.g. {_suggest(name)!r})"
+            )
+
+
+def _suggest(name: str) -> str:
+    text = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return text if text[:1].isalpha() else f"c_{text}"
+
+
 def check_values(p: Profile, where: str) -> None:
     """Range checks that types alone cannot express."""
+    check_dialect(p.data.delimiter, p.data.encoding, where)
+    check_input_names(p, where)
     reserved = {p.data.user_id, p.data.item_id, p.data.timestamp, p.data.item_name}
     clash = sorted(reserved & {f.name for f in p.features})
     if clash:

@@ -46,6 +46,8 @@ class DataConfig:
     item_name: str
     user_min_frequency: int = 1  # users seen fewer times in train share the out-of-vocabulary embedding
     item_min_frequency: int = 1  # likewise for items (their features still tell them apart)
+    delimiter: str = ","  # "\t" for TSV, "::" for MovieLens-1M/10M .dat files (split as is, no quoting)
+    encoding: str = "utf-8"  # latin-1 for MovieLens .dat files; a UTF-8 BOM is skipped
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import apache_beam as beam
 import numpy as np
 
 from twotower.ingest import rows
-from twotower.ingest.csv_source import Chunk, TimestampParser, read_lines, split_line
+from twotower.ingest.csv_source import Chunk, TimestampParser, read_lines
 
 DEDUP_BUCKETS = 64
 NEWEST = "newest"
@@ -45,7 +45,7 @@ class ScanInteractions(beam.DoFn):
             prints.append(rows.fingerprint(raw))
             lines.append(line)
             try:
-                seconds = self._parse(split_line(raw.decode("utf-8"))[self._column])
+                seconds = self._parse(self._spec.dialect.split(self._spec.dialect.decode(raw))[self._column])
             except (UnicodeDecodeError, csv.Error, IndexError):  # a broken row is judged in the ingest pass
                 seconds = None
             if seconds is not None and self._lo <= seconds <= self._hi and (newest is None or seconds > newest):

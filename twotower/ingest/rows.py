@@ -17,7 +17,7 @@ import math
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from twotower.config import Profile
-from twotower.ingest.csv_source import TimestampParser, split_line
+from twotower.ingest.csv_source import Dialect, TimestampParser, quote, shorten
 
 Record = Dict[str, Any]
 Range = Tuple[Optional[float], Optional[float]]
@@ -57,6 +57,7 @@ class TableSpec:
     timestamp: str = ""
     timestamp_format: str = ""
     vectors: Mapping[str, int] = dataclasses.field(default_factory=dict)  # dense vector column -> length
+    dialect: Dialect = Dialect()  # data.delimiter and data.encoding
 
 
 def profile_columns(profile: Profile) -> Dict[str, Tuple[str, ...]]:
@@ -68,6 +69,11 @@ def profile_columns(profile: Profile) -> Dict[str, Tuple[str, ...]]:
         d.items: (d.item_id, d.item_name) + names("item"),
         d.interactions: (d.user_id, d.item_id, d.timestamp) + names("interaction"),
     }
+
+
+def dialect_of(profile: Profile) -> Dialect:
+    """Returns the profile's CSV dialect (``data.delimiter``, ``data.encoding``)."""
+    return Dialect(profile.data.delimiter, profile.data.encoding)
 
 
 def table_specs(
@@ -89,6 +95,7 @@ def table_specs(
             numeric=tuple(c for c in columns if c in numeric),
             ranges={c: ranges[c] for c in columns if c in ranges},
             vectors={c: vectors[c] for c in columns if c in vectors},
+            dialect=dialect_of(profile),
             **kw,
         )
 
@@ -125,11 +132,11 @@ class RowParser:
 
     def __call__(self, raw: bytes) -> Union[Record, Reject]:
         try:
-            text = raw.decode("utf-8")
+            text = self._spec.dialect.decode(raw)
         except UnicodeDecodeError as e:
-            return Reject(NOT_UTF8, f"not valid UTF-8 at byte {e.start}")
+            return Reject(NOT_UTF8, f"not valid {self._spec.dialect.encoding} at byte {e.start} (data.encoding)")
         try:
-            fields = split_line(text)
+            fields = self._spec.dialect.split(text)
         except csv.Error as e:
             return Reject(MALFORMED, f"malformed CSV ({e}); values spanning lines are not supported")
         if len(fields) != self._n:
@@ -145,7 +152,8 @@ class RowParser:
                 seconds = self._parse_time(value)
                 if seconds is None:
                     return Reject(
-                        BAD_TIMESTAMP, f"column '{column}': cannot parse {value!r} as {self._spec.timestamp_format!r}"
+                        BAD_TIMESTAMP,
+                        f"column '{column}': cannot parse {quote(value)} as {self._spec.timestamp_format!r}",
                     )
                 record[column] = number = seconds
             elif column in self._numeric:
@@ -154,7 +162,7 @@ class RowParser:
                 except ValueError:
                     number = math.nan
                 if not math.isfinite(number):
-                    return Reject(NOT_A_NUMBER, f"column '{column}': {value!r} is not a number")
+                    return Reject(NOT_A_NUMBER, f"column '{column}': {quote(value)} is not a number")
                 record[column] = number
             elif column in self._vectors:
                 vector = parse_vector(value, self._vectors[column])
@@ -167,7 +175,9 @@ class RowParser:
                 continue
             lo, hi = self._ranges.get(column, (None, None))
             if (lo is not None and number < lo) or (hi is not None and number > hi):
-                return Reject(OUT_OF_RANGE, f"column '{column}': {value} is outside [{_bound(lo)}, {_bound(hi)}]")
+                return Reject(
+                    OUT_OF_RANGE, f"column '{column}': {shorten(value)} is outside [{_bound(lo)}, {_bound(hi)}]"
+                )
         return record
 
 
@@ -183,6 +193,6 @@ def parse_vector(cell: str, dim: int) -> Union[Tuple[float, ...], str]:
         except ValueError:
             number = math.nan
         if not math.isfinite(number):
-            return f"{part!r} is not a finite number"
+            return f"{quote(part)} is not a finite number"
         vector.append(number)
     return tuple(vector)

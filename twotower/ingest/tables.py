@@ -29,7 +29,7 @@ def quarantine_entry(spec: rows.TableSpec, line: int, raw: bytes, reject: rows.R
         "line": line,
         "kind": reject.kind,
         "reason": reject.reason,
-        "row": raw.decode("utf-8", "replace")[:2000],
+        "row": raw.decode(spec.dialect.encoding, "replace")[:2000],
     }
 
 
@@ -84,6 +84,6 @@ def check_inputs(input_base: str, profile: Profile) -> Dict[str, List[str]]:
     headers = {}
     for name, columns in rows.profile_columns(profile).items():
         path = os.path.join(input_base, name)
-        headers[name] = read_header(path)
+        headers[name] = read_header(path, rows.dialect_of(profile))
         require_columns(path, headers[name], columns)
     return headers
