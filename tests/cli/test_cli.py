@@ -43,3 +43,12 @@ def test_missing_data_exits_2_naming_the_file(tmp_path, capsys):
 def test_recommend_without_a_model_exits_2(tmp_path, capsys):
     assert cli.main(["recommend", "--serving-dir", str(tmp_path / "x"), "--customer-id", "u"]) == 2
     assert "serving directory not found" in capsys.readouterr().err
+
+
+def test_bench_quality_creates_its_work_dir(tmp_path, capsys):
+    work = tmp_path / "not" / "yet"
+    missing = tmp_path / "no-data"
+    code = cli.main(["bench", "quality", "--profile", "hm", "--data", str(missing), "--work-dir", str(work)])
+    assert code == 2 and work.is_dir()
+    err = capsys.readouterr().err
+    assert str(missing) in err and str(work) not in err  # fails on the data, not on the work dir

@@ -84,6 +84,8 @@ def run_quality(profile: Profile, data_dir: str, work_dir: Optional[str] = None)
 
 def _cmd_bench_quality(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
+    if args.work_dir:
+        os.makedirs(args.work_dir, exist_ok=True)  # tempfile needs it to exist
     with tempfile.TemporaryDirectory(prefix="movielens-", dir=args.work_dir) as scratch:
         data = args.data
         if data is None:
