@@ -6,7 +6,8 @@ call, so a data producer's CI and the training pipeline judge data the same way.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import copy
+from typing import Any, Dict, List, Optional, Sequence
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -71,6 +72,19 @@ def format_anomalies(split: str, anomalies: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def open_domains(schema: schema_pb2.Schema, keep: Sequence[str] = ()) -> schema_pb2.Schema:
+    """Returns a copy of ``schema`` whose categorical columns take any value, except those named in ``keep``."""
+    schema = copy.deepcopy(schema)
+    for feature in schema.feature:
+        if feature.HasField("domain") and feature.name not in keep:
+            feature.ClearField("domain")
+    used = {f.domain for f in schema.feature if f.HasField("domain")}
+    kept = [domain for domain in schema.string_domain if domain.name in used]
+    del schema.string_domain[:]
+    schema.string_domain.extend(kept)
+    return schema
+
+
 def validate(
     stats: statistics_pb2.DatasetFeatureStatisticsList,
     schema: schema_pb2.Schema,
@@ -79,12 +93,16 @@ def validate(
 ) -> anomalies_pb2.Anomalies:
     """Returns TFDV's anomalies of ``stats`` against the contract, plus drift against ``baseline`` when given.
 
-    The schema's TRAINING environment applies. Drift uses the profile's thresholds
-    (L-infinity for categorical, Jensen-Shannon for numeric features).
+    The schema's TRAINING environment applies when it has one (a contract does; a
+    schema inferred for a profile without one has no environments). Drift uses the
+    profile's thresholds (L-infinity for categorical, Jensen-Shannon for numeric features).
     """
+    if not profile.contract.schema:  # inferred from the train split: its domains are what train happened to hold
+        schema = open_domains(schema)
     if baseline is not None:
         schema = apply_drift_thresholds(schema, profile)
-    return tfdv.validate_statistics(stats, schema, environment=TRAINING, previous_statistics=baseline)
+    environment = TRAINING if TRAINING in schema.default_environment else None
+    return tfdv.validate_statistics(stats, schema, environment=environment, previous_statistics=baseline)
 
 
 def check_statistics(
