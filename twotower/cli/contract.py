@@ -60,7 +60,7 @@ def _cmd_schema_infer(args: argparse.Namespace) -> int:
     from twotower.config import load_profile
     from twotower.schema.infer import infer_contract
 
-    path = infer_contract(load_profile(args.config), args.data, args.out)
+    path = infer_contract(load_profile(args.config), args.data, args.out, tuple(args.closed_domain or ()))
     print(f"wrote a draft contract to {path}: review domains and ranges, then set contract.schema in the profile")
     return EXIT_OK
 
@@ -92,4 +92,10 @@ def add_contract_commands(commands: argparse._SubParsersAction) -> None:
     infer.add_argument("--config", default="hm", help="profile (default hm)")
     infer.add_argument("--data", required=True, help="directory with the profile's CSV files")
     infer.add_argument("--out", required=True, help="schema file to write (.pbtxt)")
+    infer.add_argument(
+        "--closed-domain",
+        action="append",
+        metavar="COLUMN",
+        help="close this categorical column's domain on the values seen (repeatable; default: all open)",
+    )
     infer.set_defaults(func=_cmd_schema_infer)
