@@ -214,12 +214,15 @@ def check_values(p: Profile, where: str) -> None:
     """Range checks that types alone cannot express."""
     check_dialect(p.data.delimiter, p.data.encoding, where)
     check_input_names(p, where)
-    reserved = {p.data.user_id, p.data.item_id, p.data.timestamp, p.data.item_name}
+    reserved = {p.data.user_id, p.data.item_id, p.data.timestamp}  # the item name may also be a feature (text)
     clash = sorted(reserved & {f.name for f in p.features})
     if clash:
-        raise ConfigError(f"{where}: features must not repeat id/timestamp/name columns: {clash}")
+        raise ConfigError(f"{where}: features must not repeat id/timestamp columns: {clash}")
+    named = [f for f in p.features if f.name == p.data.item_name]
+    if any(f.source != "item" for f in named):
+        raise ConfigError(f"{where}: the item name column '{p.data.item_name}' can only be an item feature")
     ages = {f.name + "_age_days" for f in p.features if f.kind == "history"}
-    taken = sorted(ages & ({f.name for f in p.features} | reserved))
+    taken = sorted(ages & ({f.name for f in p.features} | reserved | {p.data.item_name}))
     if taken:
         raise ConfigError(f"{where}: {taken} name the ages of a history feature; rename the other feature")
     s = p.split

@@ -47,6 +47,7 @@ def embed_catalog(
     d = profile.data
     _, item_raw = raw_inputs(profile)
     spec = {n: tft_output.raw_feature_spec()[n] for n in item_raw + [d.item_name]}
+    spec = data.optional_spec(spec, required=[d.item_id])  # an empty name or feature is missing, not an error
     layer = tft_output.transform_features_layer()
     ids, names, embeddings, indices = [], [], [], []
     for raw in data.raw_dataset(patterns, spec):

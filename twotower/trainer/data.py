@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -16,6 +17,23 @@ def files_of(patterns: Iterable[str]) -> List[str]:
     if not files:
         raise FileNotFoundError(f"no example files match {list(patterns)}")
     return files
+
+
+def optional_spec(feature_spec: Mapping[str, Any], required: Iterable[str] = ()) -> Dict[str, Any]:
+    """Returns ``feature_spec`` with a default for every fixed-length feature not in ``required``.
+
+    A contract may call a column required while a row left it empty (the catalogue's
+    unnamed items): parsed with the default ("" for strings, NaN for floats, 0 for
+    integers) it is a missing value, as everywhere else, instead of a parse error.
+    """
+    keep, out = set(required), dict(feature_spec)
+    for name, spec in feature_spec.items():
+        if name in keep or not isinstance(spec, tf.io.FixedLenFeature) or spec.default_value is not None:
+            continue
+        size = int(np.prod(spec.shape)) if spec.shape else 1
+        missing = "" if spec.dtype == tf.string else float("nan") if spec.dtype.is_floating else 0
+        out[name] = tf.io.FixedLenFeature(spec.shape, spec.dtype, default_value=[missing] * size)
+    return out
 
 
 def raw_dataset(patterns: Iterable[str], feature_spec: Mapping[str, tf.io.FixedLenFeature]) -> tf.data.Dataset:
