@@ -210,7 +210,9 @@ def _examples(trainer_inputs, tower):
     query_raw, item_raw = raw_inputs(trainer_inputs.profile)
     names = query_raw if tower == "query" else item_raw
     tft_output = tft.TFTransformOutput(trainer_inputs.transform_graph)
-    examples = raw_examples(trainer_inputs.split(SPLITS[tower]), tft_output, names, limit=4096)
+    histories = [f for f in trainer_inputs.profile.model_features if f.kind == "history"]
+    lists = [n for f in histories for n in (f.name, f.name + "_age_days")]  # [n, width]: whole rows blanked below
+    examples = raw_examples(trainer_inputs.split(SPLITS[tower]), tft_output, names, limit=4096, lists=lists)
     for values in examples.values():
         if values.dtype.kind == "O":
             values[1::7] = b""  # missing

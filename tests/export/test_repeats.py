@@ -24,3 +24,13 @@ def test_history_scores_add_each_occurrence_to_the_dot_product_on_the_temperatur
     catalogue = tf.matmul(queries, embeddings, transpose_b=True)
     merged = repeats.with_history_scores(catalogue, rows, scores).numpy()
     np.testing.assert_allclose(merged, [[0.5, 0.2, 0.4], [0.0, 0.5, 0.5]], rtol=1e-6)
+
+
+def test_merge_top_k_takes_history_scores_counts_repeats_once_and_ignores_empty_slots():
+    rows = tf.constant([[5, 7, 9]], tf.int64)  # an index's top 3 by dot product
+    scores = tf.constant([[0.9, 0.8, 0.7]])
+    history_rows = tf.constant([[7, 2, 7, -1]], tf.int64)  # item 7 twice, item 2 not in the index's top
+    history = tf.constant([[0.95, 0.85, 0.95, 5.0]])  # the -1 slot must never win
+    merged_rows, merged = repeats.merge_top_k(rows, scores, history_rows, history, k=3)
+    assert merged_rows.numpy().tolist() == [[7, 5, 2]]
+    np.testing.assert_allclose(merged.numpy(), [[0.95, 0.9, 0.85]], rtol=1e-6)

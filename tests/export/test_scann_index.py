@@ -176,8 +176,14 @@ def test_version_without_index_loads_as_none(tmp_path):
 
 
 def _instances(signature, customers):
+    """The customers' features; their history inputs ([batch, None]) empty: plain dot products, no repeat scores."""
     spec = signature.structured_input_signature[1]
-    return {n: tf.constant([c[n] for c in customers], s.dtype) for n, s in spec.items()}
+    return {
+        n: tf.zeros([len(customers), 0], s.dtype)
+        if s.shape.rank == 2
+        else tf.constant([c[n] for c in customers], s.dtype)
+        for n, s in spec.items()
+    }
 
 
 def _ops(saved_model_dir: str) -> set:

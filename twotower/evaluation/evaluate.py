@@ -151,7 +151,7 @@ def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = Fal
     Ranks ``k`` + (most seen items in the batch) deep, ``QUERY_BATCH`` users at a time. ``check_served``
     compares the first batch's top scores with ``serving_default``'s and raises RuntimeError if they differ.
     """
-    query = loaded.signatures["query_embedding"]
+    query = loaded.signatures.get("query_with_history") or loaded.signatures["query_embedding"]
     names, lists = list(input_dtypes(query)), list_inputs(query)
     item_ids, embeddings = loaded.item_ids.numpy(), loaded.item_embeddings
     row_of = {item: row for row, item in enumerate(item_ids)}

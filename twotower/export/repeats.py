@@ -49,6 +49,25 @@ def history_scores(
     return tf.concat(all_rows, axis=1), tf.concat(all_scores, axis=1)
 
 
+def merge_top_k(
+    rows: tf.Tensor, scores: tf.Tensor, history_rows: tf.Tensor, history: tf.Tensor, k: int
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Returns the top ``k`` (rows, scores) of an index search (``[batch, k]``) merged with the history items.
+
+    An item in both takes its history score; an item twice in the history counts once; history slots
+    with row -1 are ignored. Rows are catalogue rows (int64), scores float32.
+    """
+    rows = tf.cast(rows, tf.int64)
+    in_history = tf.reduce_any(tf.equal(rows[:, :, None], history_rows[:, None, :]), axis=2)
+    scores = tf.where(in_history, UNSCORED, scores)
+    length = tf.shape(history_rows)[1]
+    earlier = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0) & ~tf.eye(length, dtype=tf.bool)
+    repeated = tf.reduce_any(tf.equal(history_rows[:, :, None], history_rows[:, None, :]) & earlier[None], axis=2)
+    history = tf.where(repeated | (history_rows < 0), UNSCORED, history)
+    merged_scores, slots = tf.math.top_k(tf.concat([scores, history], axis=1), k=k)
+    return tf.gather(tf.concat([rows, history_rows], axis=1), slots, batch_dims=1), merged_scores
+
+
 def with_history_scores(scores: tf.Tensor, rows: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
     """Returns ``scores`` ``[batch, n]`` with each history item's column set to its ``history`` score."""
     slots = tf.where(rows >= 0)  # [m, 2]: (row of the batch, slot of the history)

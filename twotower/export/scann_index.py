@@ -26,6 +26,7 @@ Recall@K, less ``scann_tune.CONFIDENCE_Z`` standard errors, reaches ``TARGET_REC
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -148,6 +149,11 @@ class Index:
     def size(self) -> int:
         """Returns the number of catalogue items."""
         return len(self.ids)
+
+    @functools.cached_property
+    def name_of(self) -> Dict[bytes, bytes]:
+        """Returns {item id: item name} (built on first use: merging history items into results needs names)."""
+        return dict(zip(self.ids.tolist(), self.names.tolist(), strict=True))
 
     def search(self, query_embeddings: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns the top ``k`` items of each query, best first.

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from twotower.export import repeats
 from twotower.export.assets import SAVEDMODEL_DIR
 from twotower.export.scann_index import Index, IndexConfig, import_scann, recall
 
@@ -28,17 +29,27 @@ class ScannRetrievalModule(tf.Module):
     def __init__(self, model: Any, layer: tf.keras.layers.Layer, ids: np.ndarray, names: np.ndarray, k: int):
         """``model``: the loaded retrieval SavedModel; ``layer``: an indexed ScaNN layer; ``ids``/``names``: ``[n]``."""
         super().__init__()
-        query_embedding = model.signatures["query_embedding"]
+        # with a history that scores repeats: the embedding and the history items' served scores
+        query_embedding = model.signatures.get("query_with_history") or model.signatures["query_embedding"]
         # Tracked so the query signature's variables and vocabulary assets are saved (the catalogue is not).
         self.tft_layer, self.query_tower = model.tft_layer, model.query_tower
+        if "query_with_history" in model.signatures:  # scores the history items: needs their rows and embeddings
+            self.history_assets = [model.item_rows, model.item_embeddings, model.item_ids]
         self.scann = layer
         self.item_ids = tf.Variable(ids, trainable=False, name="item_ids")
         self.item_names = tf.Variable(names, trainable=False, name="item_names")
+        self.row_of = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)), -1
+        )
         self._query_embedding, self._k = query_embedding, k
         self.serve = tf.function(self._serve, input_signature=[query_embedding.structured_input_signature[1]])
 
     def _serve(self, features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        scores, indices = self.scann(self._query_embedding(**features)["embedding"], k=self._k)
+        query = self._query_embedding(**features)
+        scores, indices = self.scann(query["embedding"], k=self._k)
+        if "history_scores" in query:
+            history_rows = self.row_of.lookup(query["history_item_ids"])
+            indices, scores = repeats.merge_top_k(indices, scores, history_rows, query["history_scores"], self._k)
         return {
             "item_ids": tf.gather(self.item_ids, indices),
             "item_names": tf.gather(self.item_names, indices),

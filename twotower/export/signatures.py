@@ -8,10 +8,11 @@ vector column is ``[batch, dim]`` float32, a JSON list per instance):
   ``item_names`` ``[batch, K]`` string, ``scores`` ``[batch, K]`` float32; exact
   top-K over the whole catalogue by dot product, plus the history's repeat scores
   on the user's own earlier items (standard TF ops only).
-- ``query_embedding``: query features -> ``embedding`` ``[batch, dim]`` float32; with a history that
-  scores repeats also ``history_item_ids`` ``[batch, H]`` string ("" where none) and ``history_scores``
-  ``[batch, H]`` float32, the served score of those items (``export.repeats``), to merge into a top-K
-  searched over candidate embeddings.
+- ``query_embedding``: query features -> ``embedding`` ``[batch, dim]`` float32.
+- ``query_with_history`` (with a history that scores repeats): query features -> ``embedding``,
+  ``history_item_ids`` ``[batch, H]`` string ("" where none) and ``history_scores`` ``[batch, H]``
+  float32, the served score of the user's own history items (``export.repeats``), to merge into a
+  top-K searched over candidate embeddings (an index).
 - ``candidate_embedding``: item features -> ``embedding`` ``[batch, dim]`` float32.
 
 A string feature sent as "" and a numeric feature (or any value of a vector)
@@ -157,6 +158,8 @@ class RetrievalModule(tf.Module):
         query_signature = [input_signature(query_features, raw_spec, dims, lists)]
         self.serve = tf.function(self._serve, input_signature=query_signature)
         self.query_embedding = tf.function(self._query_embedding, input_signature=query_signature)
+        if self.repeats:  # an attribute is saved (traced) even outside the signatures: only when it can be
+            self.query_with_history = tf.function(self._query_with_history, input_signature=query_signature)
         self.candidate_embedding = tf.function(
             self._candidate_embedding, input_signature=[input_signature(item_features, raw_spec, dims)]
         )
@@ -167,10 +170,11 @@ class RetrievalModule(tf.Module):
         return self.tft_layer(to_raw(features, self._raw_spec, histories))
 
     def _query_embedding(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        return {"embedding": self.query_tower(self.transform(features))}
+
+    def _query_with_history(self, features: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         transformed = self.transform(features)
         queries = self.query_tower(transformed)
-        if not self.repeats:
-            return {"embedding": queries}
         rows, scores = self._history_scores(transformed, queries)
         ids = tf.where(rows >= 0, tf.gather(self.item_ids, tf.maximum(rows, 0)), "")
         return {"embedding": queries, "history_item_ids": ids, "history_scores": scores}
@@ -201,6 +205,7 @@ class RetrievalModule(tf.Module):
         return {
             "serving_default": self.serve.get_concrete_function(),
             "query_embedding": self.query_embedding.get_concrete_function(),
+            **({"query_with_history": self.query_with_history.get_concrete_function()} if self.repeats else {}),
             "candidate_embedding": self.candidate_embedding.get_concrete_function(),
         }
 

@@ -2,7 +2,8 @@
 
 The client reads the signature's inputs from the metadata API, sends the user
 id, the features given, and every other input as missing ("" for strings, NaN
-for floats; integer inputs are time features and get the request time), then
+for floats; integer inputs are time features and get the request time; a history
+list is left out, so ``twotower serve`` fills the user's stored history), then
 asks ``:predict`` in the row format.
 """
 
@@ -103,7 +104,13 @@ def query(
     if unknown:
         raise QueryError(f"--feature {unknown}: not inputs of {signature!r}, which takes {sorted(inputs)}")
     features[_id_input(inputs, id_feature)] = user_id
-    instance = {name: _cell(name, spec.get("dtype", ""), features.get(name)) for name, spec in inputs.items()}
+    # a list input ([batch, None]: a history) is left to the server, which fills the user's stored history
+    lists = {name for name, spec in inputs.items() if len(spec.get("tensor_shape", {}).get("dim", [])) == 2}
+    instance = {
+        name: _cell(name, spec.get("dtype", ""), features.get(name))
+        for name, spec in inputs.items()
+        if name not in lists or name in features
+    }
     answer = call(f"{base}:predict", {"signature_name": signature, "instances": [instance]}, timeout=timeout)
     row = answer["predictions"][0]
     try:

@@ -21,19 +21,21 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from twotower.serving.histories import history_inputs, merge_history
 from twotower.serving.versions import Fingerprint, ServingDir, fingerprint
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
 SCANN_SIGNATURE = "scann"
+HISTORY_SIGNATURE = "query_with_history"  # export.signatures: the embedding and the history items' scores
 INIT_OP = "__saved_model_init_op"
 
 Columns = Dict[str, list]
@@ -87,9 +89,16 @@ class Signature:
         inputs: Mapping[str, TensorInfo],
         outputs: Mapping[str, TensorInfo],
         call: Callable[[Dict[str, np.ndarray]], Mapping[str, Any]],
+        optional: FrozenSet[str] = frozenset(),
+        fill: Optional[Callable[[Columns], Columns]] = None,
     ):
-        """``call`` takes ``[batch, ...]`` arrays named as ``inputs`` and returns ``[batch, ...]`` outputs."""
+        """``call`` takes ``[batch, ...]`` arrays named as ``inputs`` and returns ``[batch, ...]`` outputs.
+
+        ``optional``: inputs a request may leave out (None in their column); ``fill`` completes such columns
+        (and pads lists of unequal lengths) before the call: the history inputs (``serving.histories``).
+        """
         self.name, self.inputs, self.outputs, self._call = name, dict(inputs), dict(outputs), call
+        self.optional, self.fill = frozenset(optional), fill
 
     @classmethod
     def of_function(cls, name: str, fn: Any) -> Signature:
@@ -100,6 +109,8 @@ class Signature:
 
     def __call__(self, columns: Columns) -> Outputs:
         """Returns the outputs ``[rows, ...]`` for ``columns`` (input name -> one value per row)."""
+        if self.fill is not None:
+            columns = self.fill(columns)
         arrays = {}
         with np.errstate(over="ignore"):  # 1e300 as float32 is inf, as TF Serving makes it
             for name, info in self.inputs.items():
@@ -118,8 +129,11 @@ def scann_signature(query: Signature, default: Signature, index: Any) -> Signatu
     k = shape[-1] or 100
 
     def call(arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        embeddings = np.asarray(query._call(arrays)["embedding"], dtype=np.float32)
+        out = query._call(arrays)
+        embeddings = np.asarray(out["embedding"], dtype=np.float32)
         ids, names, scores = index.search(embeddings, k)
+        if "history_scores" in out:  # the user's own earlier items, scored as served (export.repeats)
+            ids, names, scores = merge_history(ids, names, scores, out, index, k)
         return {"item_ids": ids, "item_names": names, "scores": np.asarray(scores, dtype=np.float32)}
 
     return Signature(SCANN_SIGNATURE, query.inputs, default.outputs, call)
@@ -175,10 +189,15 @@ def load_servable(
     index = index_loader(path) if index_loader is not None else None
     answers_items = DEFAULT_SIGNATURE in signatures and "item_ids" in signatures[DEFAULT_SIGNATURE].outputs
     if index is not None and answers_items and "query_embedding" in signatures:
-        signatures[SCANN_SIGNATURE] = scann_signature(
-            signatures["query_embedding"], signatures[DEFAULT_SIGNATURE], index
-        )
+        query = signatures.get(HISTORY_SIGNATURE) or signatures["query_embedding"]  # with the repeat scores
+        signatures[SCANN_SIGNATURE] = scann_signature(query, signatures[DEFAULT_SIGNATURE], index)
         defs[SCANN_SIGNATURE] = copy.deepcopy(defs[DEFAULT_SIGNATURE])
+    histories = (
+        history_inputs(path, list(signatures["query_embedding"].inputs)) if "query_embedding" in signatures else None
+    )
+    for signature in signatures.values():
+        if histories is not None and histories.optional <= set(signature.inputs):
+            signature.optional, signature.fill = histories.optional, histories.fill
     for signature in signatures.values():  # pay first-call costs before taking traffic
         try:
             signature({name: [missing_value(info)] for name, info in signature.inputs.items()})

@@ -2,7 +2,8 @@
 
 The pushed SavedModel carries the profile it was trained with in
 ``assets.extra/profile.json``; user features come from the profile's users CSV
-when a data directory is given, otherwise they are sent as missing.
+when a data directory is given, otherwise they are sent as missing; a history
+feature gets the user's history at the end of the training data (``serving.histories``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from twotower.config import Profile, from_dict
 from twotower.export.assets import PROFILE_ASSET
+from twotower.serving.histories import history_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,8 @@ def query_inputs(
     """Returns ``[batch]`` input tensors for ``signature`` from string cells; '' means missing (0 for integers)."""
     inputs = {}
     for name, spec in signature.structured_input_signature[1].items():
+        if spec.shape.rank == 2:  # a history list: filled by the caller (serving.histories)
+            continue
         cells = [row.get(name, "") for row in values]
         if spec.dtype == tf.string:
             inputs[name] = tf.constant(cells, tf.string)
@@ -90,7 +94,12 @@ def recommend(
     row = {**row, profile.data.user_id: user_id}
     row.setdefault(profile.data.timestamp, str(int(time.time())))  # time features read the request's time
     signature = tf.saved_model.load(version_dir).signatures["serving_default"]
-    out = signature(**query_inputs(signature, [row]))
+    inputs = query_inputs(signature, [row])
+    histories = history_inputs(version_dir, list(signature.structured_input_signature[1]))
+    if histories is not None:  # the user's history at the end of the training data
+        columns = histories.fill({profile.data.user_id: [user_id.encode()]})
+        inputs.update({name: tf.constant(columns[name]) for name in histories.optional})
+    out = signature(**inputs)
     ids, names, scores = (out[key].numpy()[0][:k] for key in ("item_ids", "item_names", "scores"))
     return [Recommendation(i.decode(), n.decode(), float(s)) for i, n, s in zip(ids, names, scores, strict=True)]
 

@@ -160,9 +160,9 @@ def _check_rectangular(column: list, info: TensorInfo, where: str) -> None:
 
 def _check_names(sent: Sequence[str], signature: Signature, where: str) -> None:
     expected = set(signature.inputs)
-    if set(sent) != expected:
+    if set(sent) != expected and not (set(sent) <= expected and expected - set(sent) <= signature.optional):
         extra = sorted(set(sent) - expected)
-        missing = sorted(expected - set(sent))
+        missing = sorted(expected - set(sent) - signature.optional)
         raise InvalidArgument(
             f"{where}: inputs do not match signature {signature.name!r}: "
             f"missing {missing}, unexpected {extra} (expected {sorted(expected)})"
@@ -194,9 +194,11 @@ def _rows_format(instances: Any, signature: Signature, max_rows: int) -> Columns
             row = {names[0]: row}
         _check_names(list(row), signature, f"instances[{i}]")
         for name in names:
-            columns[name].append(_value(row[name], signature.inputs[name], f"instances[{i}].{name}"))
+            at = f"instances[{i}].{name}"  # an optional input left out is None: the signature fills it
+            columns[name].append(_value(row[name], signature.inputs[name], at) if name in row else None)
     for name in names:
-        _check_rectangular(columns[name], signature.inputs[name], f"instances[*].{name}")
+        if name not in signature.optional:  # optional (history) lists may differ in length: padded
+            _check_rectangular(columns[name], signature.inputs[name], f"instances[*].{name}")
     return columns
 
 
@@ -210,17 +212,21 @@ def _columnar_format(inputs: Any, signature: Signature, max_rows: int) -> Column
     _check_rows(max((len(v) for v in inputs.values() if isinstance(v, list)), default=0), max_rows)
     columns: Columns = {}
     for name in names:
+        if name not in inputs:  # an optional input left out: filled by the signature
+            continue
         values = inputs[name]
         if not isinstance(values, list):
             raise InvalidArgument(f"inputs.{name}: expected a list with one value per row, got {_kind(values)}")
         columns[name] = [_value(v, signature.inputs[name], f"inputs.{name}[{j}]") for j, v in enumerate(values)]
-        _check_rectangular(columns[name], signature.inputs[name], f"inputs.{name}")
+        if name not in signature.optional:
+            _check_rectangular(columns[name], signature.inputs[name], f"inputs.{name}")
     sizes = {name: len(values) for name, values in columns.items()}
     if len(set(sizes.values())) != 1:
         raise InvalidArgument(f"inputs: every input needs one value per row; 0th-dimension sizes differ: {sizes}")
     if not next(iter(sizes.values())):
         raise InvalidArgument("inputs: no rows: send at least one value per input")
-    return columns
+    rows = next(iter(sizes.values()))
+    return {name: columns.get(name, [None] * rows) for name in names}
 
 
 def parse_predict(body: bytes, servable: Servable, max_rows: int = 1 << 62) -> PredictRequest:
