@@ -24,7 +24,9 @@ def test_recent_popularity_window_boundaries_and_ties():
     # 8 days: (day 2, day 10] takes day 3 in: recent [1, 1, 2, 1, 0]; the 1s by all-time 3, 2, 1 -> 0, 3, 1
     np.testing.assert_array_equal(hb.recent_popularity_ranking(items, times, 5, window_days=8), [2, 0, 3, 1, 4])
     # full tie (same day, once each): lower index first; item 2 never bought comes last
-    np.testing.assert_array_equal(hb.recent_popularity_ranking(np.array([1, 0]), np.array([5, 5]) * DAY, 3, 7), [0, 1, 2])
+    np.testing.assert_array_equal(
+        hb.recent_popularity_ranking(np.array([1, 0]), np.array([5, 5]) * DAY, 3, 7), [0, 1, 2]
+    )
     # no interactions at all: index order
     np.testing.assert_array_equal(hb.recent_popularity_ranking(np.zeros(0), np.zeros(0), 3, 7), [0, 1, 2])
     with pytest.raises(ValueError, match="window_days must be >= 1"):
