@@ -6,7 +6,7 @@
 Ingests DIR and analyses the transform once (``twotower.trainer.prepare``,
 the same code as JoinExampleGen and Transform), then for each variant trains
 with ``trainer.train.train`` and scores the held-out split with the evaluator's
-``evaluate`` (popularity and EASE on the same users), without the orchestrator.
+``evaluate`` (every baseline on the same users), without the orchestrator.
 A variant is a mapping of trainer fields to override, ``phases`` as a list of
 phase mappings. ``--split per_user`` (default for movielens) is the split of
 `twotower bench quality`. Variants run in order; results are written after each.

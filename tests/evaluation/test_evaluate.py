@@ -1,21 +1,30 @@
 """evaluate() and the RetrievalEvaluator executor on tiny real data: TFRecords and SavedModels made here.
 
 The "models" are real SavedModels whose ``serving_default`` takes ``customer_id`` and answers a fixed
-ranking, so every metric below is worked out by hand. Data (hm profile column names):
+ranking, so every metric below is worked out by hand. Data (hm profile column names; @day of the interaction):
 
-  train:   u1 -> a, u1 -> b, u2 -> a, u3 -> c      popularity: a (2), b (1), c (1) -> [a, b, c]
-  held out (eval): u1 -> c, u2 -> b, u4 -> d       u4 never trained: the cold-start slice
+  known (train): u1 -> a@1, u1 -> b@8, u2 -> a@2, u3 -> c@10
+  held out (eval): u1 -> c@11, u2 -> b@12, u4 -> d@11    u4 never trained: the cold-start slice
   catalog: a, b, c, d
 
   GOOD ranks [c, b, a, d]: u1 hit at 1, u2 at 2, u4 at 4 -> recall@1 = 1/3, recall@2 = 2/3
   BAD  ranks [d, a, b, c]: u1 hit at 4, u2 at 3, u4 at 1 -> recall@1 = 1/3, recall@2 = 1/3
   popularity [a, b, c]:    u2 hit at 2                   -> recall@1 = 0,   recall@2 = 1/3
+  recent_popularity, 7 days up to day 10 (t > day 3): b@8, c@10 tie at 1 (all-time 1 each, then id); then a, d
+                    [b, c, a, d]: u1 hit at 2, u2 at 1   -> recall@1 = 1/3, recall@2 = 2/3   (the best baseline)
+  repurchase: u1 [b@8, a@1], u2 [a, then recent b], u4 recent [b, c]
+                                 u2 hit at 2             -> recall@1 = 0,   recall@2 = 1/3
+  item_knn: cos(a, b) = 1 / sqrt(2 x 1); u1 {a, b} -> [a, b] (tie, by id), u2 {a} -> [b, then popularity a],
+            u4 -> popularity [a, b]:  u2 hit at 1       -> recall@1 = 1/3, recall@2 = 1/3
+  ease (l2 300): u1 {a, b} -> a 1/301, b 1/302 -> [a, b]; u2 {a} -> b 1/302 -> [b, a]; u4 -> popularity
+                                 u2 hit at 1             -> recall@1 = 1/3, recall@2 = 1/3
 """
 
 import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
@@ -23,14 +32,17 @@ from tfx.types import artifact_utils, standard_artifacts
 from twotower.components.evaluator import executor
 from twotower.config import load_profile
 from twotower.evaluation import evaluate as ev
+from twotower.evaluation.held_out import check_comparable, read_held_out
 from twotower.export.assets import HISTORY_ASSET
 
+DAY = 86_400
 GOOD = [b"c", b"b", b"a", b"d"]
 BAD = [b"d", b"a", b"b", b"c"]
 STALE = [b"z", b"c", b"b", b"a"]  # z is not in the catalogue any more: dropped, leaving GOOD's order
-TRAIN = [(b"u1", b"a"), (b"u1", b"b"), (b"u2", b"a"), (b"u3", b"c")]
-HELD_OUT = [(b"u1", b"c"), (b"u2", b"b"), (b"u4", b"d")]
+TRAIN = [(b"u1", b"a", 1), (b"u1", b"b", 8), (b"u2", b"a", 2), (b"u3", b"c", 10)]
+HELD_OUT = [(b"u1", b"c", 11), (b"u2", b"b", 12), (b"u4", b"d", 11)]
 CATALOG = [b"a", b"b", b"c", b"d"]
+BASELINES = ["popularity", "recent_popularity", "repurchase", "item_knn", "ease"]
 
 
 class FixedRanking(tf.Module):
@@ -69,26 +81,37 @@ def _save(module, path) -> str:
     return str(path)
 
 
+def _feature(value) -> tf.train.Feature:
+    """bytes / int -> a one-value feature; a list of bytes or floats -> a list feature."""
+    if isinstance(value, bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    if isinstance(value, int):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    if all(isinstance(v, bytes) for v in value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=value))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=value))
+
+
 def _write(path, rows) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
         for row in rows:
-            features = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v])) for k, v in row.items()}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+            features = tf.train.Features(feature={k: _feature(v) for k, v in row.items()})
+            writer.write(tf.train.Example(features=features).SerializeToString())
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     profile = load_profile("hm")
-    user, item = profile.data.user_id, profile.data.item_id
+    user, item, time = profile.data.user_id, profile.data.item_id, profile.data.timestamp
     evaluator = dataclasses.replace(
         profile.evaluator, ks=(1, 2), blessing_k=2, min_recall=0.1, min_lift_over_popularity=1.0
     )
     profile = dataclasses.replace(profile, evaluator=evaluator)
     examples = root / "examples"
-    _write(examples / "Split-train" / "data.gz", [{user: u, item: i} for u, i in TRAIN])
-    _write(examples / "Split-eval" / "data.gz", [{user: u, item: i} for u, i in HELD_OUT])
+    _write(examples / "Split-train" / "data.gz", [{user: u, item: i, time: d * DAY} for u, i, d in TRAIN])
+    _write(examples / "Split-eval" / "data.gz", [{user: u, item: i, time: d * DAY} for u, i, d in HELD_OUT])
     _write(examples / "Split-catalog" / "data.gz", [{item: i} for i in CATALOG])
     models = {
         "good": _save(FixedRanking(GOOD), root / "good"),
@@ -108,45 +131,95 @@ def _evaluate(world, model, baseline=None, **evaluator):
     return ev.evaluate(profile, models[model], splits["train"], splits["eval"], splits["catalog"], baseline_dir)
 
 
-def test_first_run_blesses_on_thresholds_alone(world):
+def test_first_run_scores_every_baseline_on_the_same_users(world):
     result = _evaluate(world, "good")
     assert result["baseline"] is None
-    assert result["models"]["twotower"]["recall@2"] == pytest.approx(2 / 3)
-    assert result["models"]["popularity"]["recall@2"] == pytest.approx(1 / 3)
-    # recall curves, K = 1..max(ks): GOOD 1/3, 2/3; popularity 0, 1/3
+    assert list(result["models"]) == ["twotower", *BASELINES]
+    expected = {
+        "twotower": (1 / 3, 2 / 3),
+        "popularity": (0, 1 / 3),
+        "recent_popularity": (1 / 3, 2 / 3),
+        "repurchase": (0, 1 / 3),
+        "item_knn": (1 / 3, 1 / 3),
+        "ease": (1 / 3, 1 / 3),
+    }
+    for name, (at_1, at_2) in expected.items():
+        table = result["models"][name]
+        assert (table["recall@1"], table["recall@2"]) == pytest.approx((at_1, at_2)), name
+    # recall curves, K = 1..max(ks), one per model
     assert result["recall_curve"]["twotower"] == pytest.approx([1 / 3, 2 / 3])
-    assert result["recall_curve"]["popularity"] == pytest.approx([0, 1 / 3])
+    assert result["recall_curve"]["recent_popularity"] == pytest.approx([1 / 3, 2 / 3])
     assert set(result["recall_curve"]) == set(result["models"])
-    blessing = result["blessing"]
+    assert result["baselines"] == {"computed": BASELINES, "skipped": {}, "window_days": 7, "knn_neighbours": 100}
+    # u4 has no known interaction: the cold-start slice, where nothing finds d at rank <= 2
+    assert result["cold_start"]["users"] == 1 and set(result["cold_start"]["models"]) == set(result["models"])
+    assert all(t["recall@2"] == 0 for t in result["cold_start"]["models"].values())
+    assert result["cold_start"]["intervals"]["twotower"]["recall@2"] == [0.0, 0.0]
+
+
+def test_every_metric_of_every_model_has_a_reproducible_interval_around_it(world):
+    result = _evaluate(world, "good")
+    intervals = result["intervals"]
+    assert set(intervals) == set(result["models"])
+    assert result["bootstrap"] == {"samples": 1000, "seed": 0, "users": 3, "confidence": 0.95}
+    for name, table in result["models"].items():
+        # coverage is not a mean over users: a resample of users would only shrink it, so it has no interval
+        assert list(intervals[name]) == ["recall@1", "recall@2", "ndcg@10", "map@12"]
+        for metric, (lo, hi) in intervals[name].items():
+            assert 0 <= lo <= table[metric] <= hi <= 1, (name, metric)
+    # twotower's recall@2 per user is [1, 1, 0]: a resample drawing only u4 (3 draws of 1/3: 1/27 = 3.7%) gives
+    # 0, one without u4 (8/27) gives 1, so the 2.5th and 97.5th percentiles are 0 and 1
+    assert intervals["twotower"]["recall@2"] == [0.0, 1.0]
+    assert _evaluate(world, "good")["intervals"] == intervals  # seeded: the same every run
+
+
+def test_blessing_against_the_best_baseline_reports_the_paired_difference(world):
+    # GOOD ties the best baseline, recent_popularity, on every user at recall@2 ([1, 1, 0] both): a difference
+    # of 0 with the interval [0, 0]; a tie is not a loss, so it is blessed ...
+    blessing = _evaluate(world, "good")["blessing"]
     assert blessing["blessed"] is True and blessing["last_blessed_recall"] is None
+    assert blessing["best_baseline"] == "recent_popularity" and blessing["against"] == BASELINES
+    assert blessing["difference"] == {"value": 0.0, "interval": [0.0, 0.0]}
     assert blessing["reason"] == (
-        "recall 0.6667 >= 0.1000 and >= 1 x popularity 0.3333; no blessed model yet: thresholds only"
+        "recall 0.6667 >= 0.1000 and >= 1 x popularity 0.3333; recall 0.6667 >= 1 x best baseline "
+        "recent_popularity 0.6667 (paired difference +0.0000, 95% CI [+0.0000, +0.0000]); "
+        "no blessed model yet: no regression check"
     )
+    # ... unless the difference must be significant
+    strict = _evaluate(world, "good", require_significance=True)["blessing"]
+    assert strict["blessed"] is False and "whose interval is not above 0 (require_significance)" in strict["reason"]
+    # BAD (1/3) is below recent_popularity (2/3): per user [0, 0, 1] - [1, 1, 0]
+    bad = _evaluate(world, "bad")["blessing"]
+    assert bad["blessed"] is False and bad["difference"]["value"] == pytest.approx(-1 / 3)
+    assert "; recall 0.3333 < 1 x best baseline recent_popularity 0.6667 (paired difference -0.3333" in bad["reason"]
+    # against popularity alone BAD passes (1/3 >= 1/3)
+    assert _evaluate(world, "bad", bless_against=("popularity",))["blessing"]["blessed"] is True
 
 
 def test_model_worse_than_the_last_blessed_is_not_blessed(world):
-    # BAD passes both thresholds (1/3 >= 0.1, 1/3 >= 1 x popularity 1/3) but is below GOOD's 2/3
-    result = _evaluate(world, "bad", baseline="good")
+    # BAD passes the thresholds and popularity (1/3 >= 0.1, 1/3 >= 1 x 1/3) but is below GOOD's 2/3
+    result = _evaluate(world, "bad", baseline="good", bless_against=("popularity",))
     baseline = result["baseline"]
     assert baseline["uri"] == world[1]["good"] and "error" not in baseline
     assert baseline["metrics"]["recall@2"] == pytest.approx(2 / 3)
+    assert baseline["intervals"]["recall@2"] == [0.0, 1.0]
     assert baseline["cold_start"]["recall@2"] == 0.0  # u4 (cold) has d at rank 4 in GOOD
     assert baseline["items_not_in_catalogue"] == 0
     assert result["recall_curve"]["last_blessed"] == pytest.approx([1 / 3, 2 / 3])
-    assert "last_blessed" not in result["models"]  # the table of this run's model and baselines stays as it was
+    assert "last_blessed" not in result["models"] and "last_blessed" not in result["intervals"]
     assert result["cold_start"]["users"] == 1 and "last_blessed" not in result["cold_start"]["models"]
     blessing = result["blessing"]
     assert blessing["blessed"] is False and blessing["last_blessed_recall"] == pytest.approx(2 / 3)
-    assert blessing["reason"] == "recall 0.3333 < 1 x last blessed model 0.6667 (max_regression 0)"
+    assert blessing["reason"].startswith("recall 0.3333 < 1 x last blessed model 0.6667 (max_regression 0); ")
     # allowing a 60% loss: 1/3 >= 0.4 x 2/3 = 0.2667 -> blessed, and the reason names the comparison
-    relaxed = _evaluate(world, "bad", baseline="good", max_regression=0.6)["blessing"]
-    assert relaxed["blessed"] is True and relaxed["reason"].endswith("and >= 0.4 x last blessed model 0.6667")
+    relaxed = _evaluate(world, "bad", baseline="good", max_regression=0.6, bless_against=("popularity",))["blessing"]
+    assert relaxed["blessed"] is True and "and >= 0.4 x last blessed model 0.6667; " in relaxed["reason"]
 
 
 def test_better_model_than_the_last_blessed_is_blessed(world):
     blessing = _evaluate(world, "good", baseline="bad")["blessing"]
     assert blessing["blessed"] is True and blessing["last_blessed_recall"] == pytest.approx(1 / 3)
-    assert blessing["reason"].endswith("and >= 1 x last blessed model 0.3333")
+    assert "and >= 1 x last blessed model 0.3333; " in blessing["reason"]
 
 
 def test_items_gone_from_the_catalogue_are_dropped_from_the_last_blessed_lists(world):
@@ -164,19 +237,22 @@ def test_items_gone_from_the_catalogue_are_dropped_from_the_last_blessed_lists(w
     ],
 )
 def test_last_blessed_that_cannot_be_scored_is_reported_and_skipped(world, baseline, error):
-    result = _evaluate(world, "bad", baseline=baseline)
+    result = _evaluate(world, "bad", baseline=baseline, bless_against=("popularity",))
     assert result["baseline"]["error"].startswith(error) and "metrics" not in result["baseline"]
     assert "last_blessed" not in result["recall_curve"]
-    # thresholds alone decide: BAD passes them
+    # the thresholds and popularity alone decide: BAD passes them
     blessing = result["blessing"]
     assert blessing["blessed"] is True and blessing["last_blessed_recall"] is None
     assert f"; last blessed model not compared ({error}" in blessing["reason"]
 
 
 def test_check_comparable_names_the_input():
-    ev.check_comparable({"customer_id": tf.string}, {"customer_id": tf.string, "age": tf.float32})  # a subset is fine
+    string, number = tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.float32)
+    check_comparable({"customer_id": string}, {"customer_id": string, "age": number})  # a subset is fine
     with pytest.raises(ValueError, match="takes 'age' as float32, the current model as string"):
-        ev.check_comparable({"age": tf.float32}, {"age": tf.string})
+        check_comparable({"age": number}, {"age": string})
+    with pytest.raises(ValueError, match="takes 'recent_items' of shape"):
+        check_comparable({"recent_items": string}, {"recent_items": tf.TensorSpec([None, None], tf.string)})
 
 
 def _artifact(cls, uri, artifact_id=None):
@@ -187,10 +263,10 @@ def _artifact(cls, uri, artifact_id=None):
     return artifact
 
 
-def _run_executor(profile, root, tmp_path, inputs):
+def _run_executor(profile, root, tmp_path, inputs, splits=("train", "eval", "catalog")):
     """Runs the evaluator executor on ``inputs`` (model, baseline) and ``root``'s examples; returns (metrics, blessing)."""
     examples = _artifact(standard_artifacts.Examples, root / "examples")
-    examples.split_names = artifact_utils.encode_split_names(["train", "eval", "catalog"])
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
     evaluation = _artifact(standard_artifacts.ModelEvaluation, tmp_path / "evaluation")
     blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
     executor.Executor().Do(
@@ -260,3 +336,97 @@ def test_seen_items_are_excluded_below_the_served_top_k(world):
     result = _evaluate(world, "bad", exclude_seen=True)
     assert result["models"]["twotower"]["recall@2"] == pytest.approx(1.0)
     assert result["recall_curve"]["twotower"] == pytest.approx([1 / 3, 1.0])
+    # every baseline leaves out the same seen items (u1 {a, b}, u2 {a}): each then finds u1's c and u2's b
+    # within 2 and misses u4's d -> 2/3 (popularity [a, b, c] -> u1 [c], u2 [b, c]; recent [b, c, a, d] ->
+    # u1 [c, d], u2 [b, c]; repurchase = recent; item_knn: u1's neighbours are all seen -> popularity's c,
+    # u2 {a} -> b; ease: u1 c, d score 0 and a, b are excluded -> [c, d], u2 b 1/302)
+    for name in BASELINES:
+        assert result["models"][name]["recall@2"] == pytest.approx(2 / 3), name
+
+
+def test_executor_holds_out_test_and_knows_train_and_eval(world, tmp_path):
+    # With a test split the known interactions are train + eval: u4's eval purchase d@11 is its history, so
+    # repurchase ranks d first for u4 (test: d@14) and b (eval, day 12) first for u2 (test: b@15).
+    profile, models, _, root = world
+    user, item, time = profile.data.user_id, profile.data.item_id, profile.data.timestamp
+    for split, rows in (("train", TRAIN), ("eval", HELD_OUT), ("test", [(b"u4", b"d", 14), (b"u2", b"b", 15)])):
+        _write(
+            tmp_path / "examples" / f"Split-{split}" / "data.gz",
+            [{user: u, item: i, time: d * DAY} for u, i, d in rows],
+        )
+    _write(tmp_path / "examples" / "Split-catalog" / "data.gz", [{item: i} for i in CATALOG])
+    model = _artifact(standard_artifacts.Model, tmp_path / "model", 5)
+    _save(FixedRanking(GOOD), tmp_path / "model" / "Format-Serving")
+    result, _ = _run_executor(profile, tmp_path, tmp_path, {"model": [model]}, ["train", "eval", "test", "catalog"])
+    assert result["held_out_split"] == "test" and result["eval_users"] == 2
+    assert result["train_interactions"] == len(TRAIN) + len(HELD_OUT) and result["cold_start"]["users"] == 0
+    assert result["models"]["repurchase"]["recall@1"] == 1.0
+
+
+class HistoryRanking(tf.Module):
+    """A SavedModel whose queries are lists: it ranks each user's ``recent_items`` by 1 / (1 + age in days).
+
+    ``query_embedding`` takes ``customer_id`` [batch], ``recent_items`` [batch, None] string and
+    ``recent_ages`` [batch, None] float32; item embeddings are one-hot, so a query's score for item j is the sum
+    of 1 / (1 + age) over its history entries equal to j (padding b'' matches no item).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.item_ids = tf.Variable(CATALOG)
+        self.item_embeddings = tf.Variable(tf.eye(len(CATALOG)))
+        signature = {
+            "customer_id": tf.TensorSpec([None], tf.string, name="customer_id"),
+            "recent_items": tf.TensorSpec([None, None], tf.string, name="recent_items"),
+            "recent_ages": tf.TensorSpec([None, None], tf.float32, name="recent_ages"),
+        }
+        self.serve = tf.function(self._serve, input_signature=[signature])
+        self.query = tf.function(self._query, input_signature=[signature])
+
+    def _query(self, features):
+        match = tf.cast(tf.equal(features["recent_items"][:, :, None], self.item_ids[None, None, :]), tf.float32)
+        weights = 1.0 / (1.0 + features["recent_ages"])  # [batch, width]
+        return {"embedding": tf.reduce_sum(match * weights[:, :, None], axis=1)}  # [batch, items]
+
+    def _serve(self, features):
+        scores = tf.matmul(self._query(features)["embedding"], self.item_embeddings, transpose_b=True)
+        top = tf.math.top_k(scores, k=2)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+
+def test_list_inputs_are_read_padded_and_taken_from_each_users_earliest_row(world, tmp_path):
+    profile, _, splits, _ = world
+    user, item, time = profile.data.user_id, profile.data.item_id, profile.data.timestamp
+    # u1's day-12 row comes first in the file and its history already holds d (bought on day 11, held out);
+    # the query must be the day-11 row, whose history is known items only.
+    rows = [
+        (b"u1", b"c", 12, [b"d", b"b", b"a"], [1.0, 4.0, 11.0]),
+        (b"u1", b"d", 11, [b"b", b"a"], [3.0, 10.0]),
+        (b"u2", b"b", 12, [b"a"], [10.0]),
+        (b"u4", b"d", 11, [], []),
+    ]
+    held_out = tmp_path / "Split-eval" / "data.gz"
+    examples = []
+    for u, i, d, recent, ages in rows:
+        history = {"recent_items": recent, "recent_ages": ages} if recent else {}  # u4: the features are absent
+        examples.append({user: u, item: i, time: d * DAY, **history})
+    _write(held_out, examples)
+    path = _save(HistoryRanking(), tmp_path / "history_model")
+    inputs = ev.input_specs(tf.saved_model.load(path).signatures["serving_default"])
+    assert inputs["recent_items"].shape.as_list() == [None, None]
+    data = read_held_out(profile, inputs, splits["train"], [str(held_out)], splits["catalog"])
+    # width 3 (the longest list in the split), b"" / 0.0 after each list; u1 from its day-11 row
+    assert data.users == [b"u1", b"u2", b"u4"]
+    assert data.queries["recent_items"].tolist() == [[b"b", b"a", b""], [b"a", b"", b""], [b"", b"", b""]]
+    assert data.queries["recent_ages"].dtype == np.float32
+    np.testing.assert_array_equal(data.queries["recent_ages"], [[3, 10, 0], [10, 0, 0], [0, 0, 0]])
+    assert data.truth == [{b"c", b"d"}, {b"b"}, {b"d"}]
+    # the model: u1 [b (1/4), a (1/11), c, d], u2 [a, b, c, d], u4 [a, b, c, d] (ties: lower index first)
+    # recall@2: u1 0 of {c, d}, u2 1 (b), u4 0 -> 1/3; had u1's day-12 row been used, [d, b] would hit d
+    assert ev.model_lists(tf.saved_model.load(path), data, 2, check_served=True) == [
+        [b"b", b"a"],
+        [b"a", b"b"],
+        [b"a", b"b"],
+    ]
+    result = ev.evaluate(profile, path, splits["train"], [str(held_out)], splits["catalog"])
+    assert result["models"]["twotower"]["recall@2"] == pytest.approx(1 / 3)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from twotower.evaluation import metrics
@@ -162,3 +163,23 @@ def test_metric_table_keys_and_values():
     # coverage@1: {a, q} (C's top-1 is a too) -> 2/20; coverage@3: {a, b, c, q, x, y} -> 6/20
     assert table["coverage@1"] == pytest.approx(0.1)
     assert table["coverage@3"] == pytest.approx(0.3)
+
+
+def test_per_user_values_behind_each_mean():
+    recs = [[b"a", b"b", b"c"], [b"x", b"y", b"z"], [b"q"]]
+    truth = [{b"a", b"c"}, {b"q"}, set()]  # the third user has no truth: skipped, as by the means
+    # recall@1: user 1 hits a of {a, c} -> 1/2; user 2 -> 0
+    np.testing.assert_array_equal(metrics.recall_per_user(recs, truth, 1), [0.5, 0.0])
+    # ndcg@3, user 1: hits at ranks 1 and 3 -> DCG 1 + 1/log2(4) = 1.5; IDCG 1 + 1/log2(3) = 1.6309 -> 0.9197
+    np.testing.assert_allclose(metrics.ndcg_per_user(recs, truth, 3), [1.5 / (1 + 1 / math.log2(3)), 0.0])
+    # map@3, user 1: P@1 = 1 and P@3 = 2/3 over min(2, 3) -> (1 + 2/3) / 2 = 5/6
+    np.testing.assert_allclose(metrics.map_per_user(recs, truth, 3), [5 / 6, 0.0])
+    table = metrics.per_user_table(recs, truth, ks=[1, 3])
+    assert list(table) == ["recall@1", "recall@3", "ndcg@10", "map@12"]
+    # each mean is computed from the very same per-user values: equal to the last bit
+    for k in (1, 3):
+        values = metrics.recall_per_user(recs, truth, k).tolist()
+        assert metrics.recall_at_k(recs, truth, k) == sum(values) / len(values)
+    values = metrics.ndcg_per_user(recs, truth, 10).tolist()
+    assert metrics.metric_table(recs, truth, [1], 10)["ndcg@10"] == sum(values) / len(values)
+    assert metrics.recall_per_user([[b"a"]], [set()], 1).shape == (0,)  # no user with truth: empty, no error

@@ -49,6 +49,21 @@ def test_recall_plot_is_a_png(tmp_path):
         plots.recall_at_k_png({}, "empty")
 
 
+def test_recall_plot_draws_every_baseline_with_error_bars(tmp_path):
+    curves = {
+        name: [0.1 * (1 + k / 10) * (1 + i / 10) for k in range(100)] for i, name in enumerate(plots.MODEL_COLOURS)
+    }
+    intervals = {
+        name: {k: [curve[k - 1] - 0.02, curve[k - 1] + 0.03] for k in (10, 50, 100)} for name, curve in curves.items()
+    }
+    plain = plots.recall_at_k_png(curves, "Recall@K", blessing_k=50)
+    path = tmp_path / "recall_at_k.png"
+    path.write_bytes(plots.recall_at_k_png(curves, "Recall@K", blessing_k=50, intervals=intervals))
+    assert path.read_bytes() != plain and _png_size(path)[0] > 400
+    # an interval at a K beyond the curve is left out rather than failing
+    plots.recall_at_k_png({"twotower": [0.1, 0.2]}, "short", intervals={"twotower": {2: [0.1, 0.3], 50: [0, 1]}})
+
+
 def test_loss_plot_is_a_png_with_or_without_optional_values(tmp_path):
     path = tmp_path / "loss_by_phase.png"
     path.write_bytes(plots.loss_by_phase_png(plots.check_history(HISTORY, "history.json"), "loss"))

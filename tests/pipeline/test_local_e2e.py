@@ -1,6 +1,7 @@
 """The real pipeline, end to end, on tiny generated data (LocalDagRunner, SQLite MLMD)."""
 
 import csv
+import dataclasses
 import glob
 import json
 import os
@@ -14,7 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from twotower import cli
-from twotower.config import load_profile
+from twotower.config import BASELINES, load_profile
 from twotower.data.synthetic import generate_hm
 from twotower.errors import ContractViolation
 from twotower.ingest.report import read_report
@@ -40,7 +41,14 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = str(root / "data")
     generate_hm(data, customers=600, articles=200, transactions=12000, seed=1, progress=False)
-    result = run_local(load_profile("hm"), data_root=data, pipeline_root=str(root / "pipeline"))
+    # On this small data the model is within noise of the best baselines (measured: Recall@50 0.854 against
+    # EASE's 0.840 and item-kNN's 0.839, paired 95% interval [-0.026, +0.057]), and training is not
+    # deterministic. The later tests need a pushed model, so this run asks for 0.9 x the best baseline; the
+    # blessing rule itself is tested in tests/evaluation.
+    profile = load_profile("hm")
+    evaluator = dataclasses.replace(profile.evaluator, min_lift_over_best_baseline=0.9)
+    profile = dataclasses.replace(profile, evaluator=evaluator)
+    result = run_local(profile, data_root=data, pipeline_root=str(root / "pipeline"))
     return root, data, result
 
 
@@ -63,15 +71,24 @@ def test_model_beats_popularity_and_is_pushed(run):
     assert model["recall@50"] > 1.05 * popularity["recall@50"], result.metrics
     assert model["recall@10"] > popularity["recall@10"], result.metrics
     assert result.metrics["blessing"]["blessed"] is True
-    # baselines on the same users: popularity and EASE; ranking metrics and a cold-start slice
-    assert set(result.metrics["models"]) == {"twotower", "popularity", "ease"}
+    # every baseline on the same users, each metric with its 95% interval; ranking metrics and a cold-start slice
+    assert list(result.metrics["models"]) == ["twotower", *BASELINES]
+    assert result.metrics["baselines"]["skipped"] == {}
+    for name, table in result.metrics["models"].items():
+        for metric, (lo, hi) in result.metrics["intervals"][name].items():
+            assert lo <= table[metric] <= hi, (name, metric)
+    assert result.metrics["bootstrap"]["users"] == result.metrics["eval_users"]
     assert {"ndcg@10", "map@12", "coverage@10"} <= set(model)
     assert 0 < model["coverage@10"] <= 1 and result.metrics["catalogue_size"] == 200
     assert result.metrics["cold_start"]["users"] >= 0
     assert result.pushed_model is not None and os.path.isdir(result.pushed_model)
     # the first run has no blessed model to compare with: the thresholds alone bless
     assert result.metrics["baseline"] is None and result.metrics["blessing"]["last_blessed_recall"] is None
-    assert result.metrics["blessing"]["reason"].endswith("; no blessed model yet: thresholds only")
+    blessing = result.metrics["blessing"]
+    assert blessing["against"] == list(BASELINES) and blessing["best_baseline"] in BASELINES
+    assert f"0.9 x best baseline {blessing['best_baseline']}" in blessing["reason"]
+    assert "(paired difference " in blessing["reason"] and blessing["difference"]["interval"] is not None
+    assert blessing["reason"].endswith("; no blessed model yet: no regression check")
     # Recall@K curves for K = 1..100 next to the table, and the plots next to metrics.json
     curve = result.metrics["recall_curve"]["twotower"]
     assert set(result.metrics["recall_curve"]) == set(result.metrics["models"]) and len(curve) == 100
@@ -188,8 +205,8 @@ def test_second_run_is_compared_with_the_blessed_model_and_a_worse_one_is_not_pu
     """A second run into the same root: the resolver hands the evaluator the first run's blessed model.
 
     The second model is deliberately untrained (learning rate 1e-7, one main epoch) and the profile's
-    thresholds are off (min_recall 0, lift 0), so the only rule that can stop it is "no regression vs the
-    last blessed model". It must: not blessed, nothing pushed, exit 1.
+    thresholds are off (min_recall 0, lifts over popularity and the best baseline 0), so the only rule that can
+    stop it is "no regression vs the last blessed model". It must: not blessed, nothing pushed, exit 1.
     """
     root, data, first = run
     assert first.metrics["blessing"]["blessed"], "this test needs the fixture's run to be blessed"
@@ -198,7 +215,7 @@ def test_second_run_is_compared_with_the_blessed_model_and_a_worse_one_is_not_pu
     raw["contract"]["schema"] = load_profile("hm").contract.schema  # absolute: the YAML moves to tmp_path
     raw["trainer"].pop("phases", None)  # so every phase derives its learning rate from the 1e-7 below
     raw["trainer"].update(epochs=1, learning_rate=1e-7)
-    raw["evaluator"].update(min_recall=0.0, min_lift_over_popularity=0.0)
+    raw["evaluator"].update(min_recall=0.0, min_lift_over_popularity=0.0, min_lift_over_best_baseline=0.0)
     config = tmp_path / "untrained.yaml"
     config.write_text(yaml.safe_dump(raw))
     serving_dir = str(root / "pipeline" / "serving")
@@ -221,13 +238,13 @@ def test_second_run_is_compared_with_the_blessed_model_and_a_worse_one_is_not_pu
     # the last blessed model, scored again on the same users, scores what it scored in its own run
     for key, value in first.metrics["models"]["twotower"].items():
         assert baseline["metrics"][key] == pytest.approx(value, rel=1e-6), key
-    assert set(metrics["recall_curve"]) == {"twotower", "popularity", "ease", "last_blessed"}
+    assert set(metrics["recall_curve"]) == {"twotower", *BASELINES, "last_blessed"}
     # worse than the last blessed model: blocked by the regression rule alone
     blessing = metrics["blessing"]
     new, old = metrics["models"]["twotower"]["recall@50"], baseline["metrics"]["recall@50"]
     assert new < old and blessing["last_blessed_recall"] == pytest.approx(old)
     assert blessing["blessed"] is False
-    assert blessing["reason"] == f"recall {new:.4f} < 1 x last blessed model {old:.4f} (max_regression 0)"
+    assert blessing["reason"].startswith(f"recall {new:.4f} < 1 x last blessed model {old:.4f} (max_regression 0); ")
     # nothing pushed: the served version is still the first run's
     assert latest_version(serving_dir) == pushed_before == first.pushed_model
     newest_push = max(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)

@@ -47,6 +47,7 @@ PROFILE = {
         "blessing_k": 10,
         "min_recall": 0.0,
         "min_lift_over_popularity": 0.0,
+        "min_lift_over_best_baseline": 0.0,  # a one-epoch model: this test is about the data, not the blessing
         "exclude_seen": False,
     },
     "serving": {"model_name": "wholesale", "top_k": 10},
@@ -107,7 +108,7 @@ def test_unnamed_catalogue_items_under_a_contract_that_requires_names_do_not_fai
         raw = yaml.safe_load(f)
     raw["contract"]["schema"] = load_profile("retail").contract.schema  # absolute: the YAML moves to tmp_path
     raw["trainer"].update(epochs=1, embedding_dim=8, hidden_units=[16])
-    raw["evaluator"].update(min_recall=0.0, min_lift_over_popularity=0.0)
+    raw["evaluator"].update(min_recall=0.0, min_lift_over_popularity=0.0, min_lift_over_best_baseline=0.0)
     config = tmp_path / "retail.yaml"
     config.write_text(yaml.safe_dump(raw))
     serving = str(tmp_path / "serving")

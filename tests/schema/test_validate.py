@@ -15,7 +15,7 @@ import tensorflow_data_validation as tfdv
 import yaml
 
 from twotower import cli
-from twotower.config import PROFILE_DIR
+from twotower.config import BASELINES, PROFILE_DIR
 from twotower.data.synthetic import generate_hm
 
 pytestmark = pytest.mark.slow
@@ -182,9 +182,13 @@ def test_bench_quality_reports_model_and_baselines_on_a_per_user_split(clean, tm
     assert cli.main(args + ["--work-dir", str(tmp_path)]) == 0
     with open(out) as f:
         report = json.load(f)
-    assert set(report["models"]) == {"twotower", "popularity", "ease"}
-    for table in report["models"].values():
+    assert list(report["models"]) == ["twotower", *BASELINES]
+    for name, table in report["models"].items():
         assert {"recall@10", "recall@50", "recall@100", "ndcg@10", "map@12"} <= set(table)
+        lo, hi = report["intervals"][name]["recall@50"]  # with its 95% bootstrap interval over the held-out users
+        assert lo <= table["recall@50"] <= hi
+    assert report["bootstrap"]["users"] == report["split"]["held_out_users"]
+    assert report["blessing"]["best_baseline"] in BASELINES and "(paired difference " in report["blessing"]["reason"]
     assert report["split"]["rule"] == {"mode": "per_user", "eval_fraction": 0.1, "test_fraction": 0.2}
     # every customer with >= 5 purchases has a test item, so held-out users are most customers
     assert report["split"]["held_out"] == "test" and report["split"]["held_out_users"] > 100

@@ -1,7 +1,7 @@
 """``twotower bench quality``: train and evaluate on a benchmark split, model next to its baselines.
 
 Runs the real local pipeline (ingestion, contract, Transform, Trainer, the
-evaluator with popularity and EASE on the same users) into a scratch pipeline
+evaluator with every baseline on the same users) into a scratch pipeline
 root and returns the metrics as JSON-able data. For MovieLens the split is the
 usual per-user temporal one (each user's last 20% of ratings are test, the 10%
 before them eval; training items are excluded from ranking); other profiles
@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any, Dict, Optional
 
-from twotower.cli.output import print_models
+from twotower.cli.output import print_evaluation
 from twotower.config import Profile, load_profile
 from twotower.errors import EXIT_OK
 from twotower.export.assets import HISTORY_ASSET
@@ -64,6 +64,9 @@ def run_quality(profile: Profile, data_dir: str, work_dir: Optional[str] = None)
     return {
         "profile": profile.name,
         "models": result.metrics["models"],
+        "intervals": result.metrics.get("intervals", {}),
+        "bootstrap": result.metrics.get("bootstrap"),
+        "baselines": result.metrics.get("baselines", {}),
         "cold_start": result.metrics["cold_start"],
         "blessing": result.metrics["blessing"],
         "split": {
@@ -100,8 +103,9 @@ def _cmd_bench_quality(args: argparse.Namespace) -> int:
             profile = per_user_split(profile)
         report = run_quality(profile, data, args.work_dir)
     print()
-    print_models(report["models"])
-    print(f"split: {report['split']['rule']}; {report['split']['held_out_users']} held-out users")
+    split = report["split"]
+    print_evaluation({**report, "held_out_split": split["held_out"], "eval_users": split["held_out_users"]})
+    print(f"split: {split['rule']}; {split['held_out_users']} held-out users")
     print(f"training: {report['train_examples_per_s']:,} examples/s; wall {report['wall_seconds']:.0f}s")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -116,7 +120,7 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
     quality = bench_commands.add_parser(
-        "quality", help="train + evaluate on a benchmark split: model vs popularity and EASE on the same users"
+        "quality", help="train + evaluate on a benchmark split: the model next to every baseline on the same users"
     )
     quality.add_argument("--profile", default="movielens", help="profile name or YAML (default movielens)")
     quality.add_argument("--data", help="CSV directory (default for movielens: fetched and converted)")

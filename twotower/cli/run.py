@@ -5,27 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict
 
-from twotower.cli.output import print_models, print_recommendations
+from twotower.cli.output import print_evaluation, print_recommendations
 from twotower.errors import EXIT_NOT_BLESSED, EXIT_OK
-
-
-def print_evaluation(metrics: Dict[str, Any]) -> None:
-    """Prints the evaluator's table (model, baselines, last blessed model) and the blessing reason."""
-    models = metrics.get("models", {})
-    if not models:
-        return
-    last_blessed = metrics.get("baseline") or {}
-    if "metrics" in last_blessed:  # the last blessed model, scored on the same users
-        models = {**models, "last_blessed": last_blessed["metrics"]}
-    print_models(models)
-    held_out = metrics.get("held_out_split", "eval")
-    print(f"{held_out} users: {metrics['eval_users']}; {metrics['blessing']['reason']}")
-    if "metrics" in last_blessed:
-        print(f"last_blessed: the model blessed before, {last_blessed['uri']}")
-    elif last_blessed:
-        print(f"last blessed model {last_blessed['uri']} not compared: {last_blessed['error']}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

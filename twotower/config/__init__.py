@@ -10,6 +10,7 @@ The bottom layer: imports nothing of twotower but ``twotower.errors``.
 
 from twotower.config.loader import builtin_profiles, from_dict, load_profile
 from twotower.config.profile import (
+    BASELINES,
     DERIVED_KINDS,
     FEATURE_KINDS,
     FEATURE_SOURCES,
@@ -33,6 +34,7 @@ from twotower.config.profile import (
 from twotower.errors import ConfigError
 
 __all__ = [
+    "BASELINES",
     "DERIVED_KINDS",
     "FEATURE_KINDS",
     "FEATURE_SOURCES",

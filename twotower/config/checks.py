@@ -10,6 +10,7 @@ import datetime
 import re
 
 from twotower.config.profile import (
+    BASELINES,
     FEATURE_KINDS,
     FEATURE_SOURCES,
     HISTORY_POOLINGS,
@@ -18,6 +19,7 @@ from twotower.config.profile import (
     PHASE_LOSSES,
     PHASE_SCHEDULES,
     TIME_PARTS,
+    EvaluatorConfig,
     Feature,
     Profile,
     TrainerConfig,
@@ -25,6 +27,7 @@ from twotower.config.profile import (
 from twotower.errors import ConfigError
 
 OPTIMIZERS = ("adagrad", "adam", "adamw")
+MIN_BOOTSTRAP_SAMPLES = 100  # fewer put the 2.5th and 97.5th percentiles on a handful of draws
 
 
 def check_trainer(t: TrainerConfig, where: str) -> None:
@@ -250,11 +253,49 @@ def check_values(p: Profile, where: str) -> None:
         raise ConfigError(f"{where}: drift thresholds in 'contract' must be > 0")
     check_trainer(p.trainer, where)
     e = p.evaluator
+    check_evaluator(e, where)
+    if p.serving.top_k < max(e.ks):
+        raise ConfigError(f"{where}: 'serving.top_k' ({p.serving.top_k}) must be >= max(evaluator.ks) ({max(e.ks)})")
+
+
+def check_evaluator(e: EvaluatorConfig, where: str) -> None:
+    """Range checks of the evaluator section: Ks, thresholds, baseline names, window, neighbours, bootstrap."""
     if not e.ks or min(e.ks) < 1:
         raise ConfigError(f"{where}: 'evaluator.ks' must be a non-empty list of positive integers")
     if e.blessing_k not in e.ks:
         raise ConfigError(f"{where}: 'evaluator.blessing_k' ({e.blessing_k}) must be one of evaluator.ks {list(e.ks)}")
     if not -1 <= e.max_regression <= 1:
         raise ConfigError(f"{where}: 'evaluator.max_regression' must be in [-1, 1], got {e.max_regression}")
-    if p.serving.top_k < max(e.ks):
-        raise ConfigError(f"{where}: 'serving.top_k' ({p.serving.top_k}) must be >= max(evaluator.ks) ({max(e.ks)})")
+    for key in ("baselines", "bless_against"):
+        names = getattr(e, key)
+        unknown = [n for n in names if n not in BASELINES]
+        if unknown:
+            raise ConfigError(f"{where}: 'evaluator.{key}' has unknown baseline(s) {unknown}; known: {list(BASELINES)}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}: 'evaluator.{key}' lists a baseline twice: {list(names)}")
+    if "popularity" not in e.baselines:
+        raise ConfigError(
+            f"{where}: 'evaluator.baselines' must include popularity (min_lift_over_popularity reads it), "
+            f"got {list(e.baselines)}"
+        )
+    missing = [n for n in e.bless_against if n not in e.baselines]
+    if missing:
+        raise ConfigError(
+            f"{where}: 'evaluator.bless_against' names {missing}, which 'evaluator.baselines' does not compute"
+        )
+    if e.min_lift_over_best_baseline < 0:
+        raise ConfigError(
+            f"{where}: 'evaluator.min_lift_over_best_baseline' must be >= 0, got {e.min_lift_over_best_baseline}"
+        )
+    for key in ("window_days", "knn_neighbours"):
+        if getattr(e, key) < 1:
+            raise ConfigError(f"{where}: 'evaluator.{key}' must be >= 1, got {getattr(e, key)}")
+    if e.bootstrap_samples != 0 and e.bootstrap_samples < MIN_BOOTSTRAP_SAMPLES:
+        raise ConfigError(
+            f"{where}: 'evaluator.bootstrap_samples' must be 0 (no intervals) or >= {MIN_BOOTSTRAP_SAMPLES}, "
+            f"got {e.bootstrap_samples}"
+        )
+    if e.bootstrap_seed < 0:
+        raise ConfigError(f"{where}: 'evaluator.bootstrap_seed' must be >= 0, got {e.bootstrap_seed}")
+    if e.require_significance and not e.bootstrap_samples:
+        raise ConfigError(f"{where}: 'evaluator.require_significance' needs 'evaluator.bootstrap_samples' > 0")

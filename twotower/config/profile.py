@@ -208,9 +208,13 @@ def default_phases(epochs: int, learning_rate: float) -> tuple[PhaseConfig, ...]
     )
 
 
+# The evaluator's baselines (README, "Blessing"), scored on the same held-out users with the same exclusions.
+BASELINES = ("popularity", "recent_popularity", "repurchase", "item_knn", "ease")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluatorConfig:
-    """Retrieval metrics to compute and the blessing thresholds."""
+    """Retrieval metrics to compute, the baselines next to them, their intervals and the blessing thresholds."""
 
     ks: tuple[int, ...]
     blessing_k: int
@@ -221,6 +225,17 @@ class EvaluatorConfig:
     # Share of the last blessed model's Recall@blessing_k the new model may lose and still be blessed:
     # new >= (1 - max_regression) x last blessed. 0: no loss allowed; negative: demand an improvement.
     max_regression: float = 0.0
+    baselines: tuple[str, ...] = BASELINES  # which to compute; popularity is required (the lift above reads it)
+    # Baselines the model must beat at Recall@blessing_k: new >= min_lift_over_best_baseline x the best of them.
+    # Empty: every baseline computed (EASE is skipped above 30,000 items); min_lift_over_best_baseline 0: no check.
+    bless_against: tuple[str, ...] = ()
+    min_lift_over_best_baseline: float = 1.0
+    window_days: int = 7  # recent_popularity (and repurchase's fill): the last window_days of known interactions
+    knn_neighbours: int = 100  # item_knn: most similar items kept per item
+    bootstrap_samples: int = 1000  # resamples of the held-out users for the 95% intervals; 0: no intervals
+    bootstrap_seed: int = 0
+    # Also require the 95% interval of the paired difference model - best baseline to lie above 0.
+    require_significance: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

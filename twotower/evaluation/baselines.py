@@ -1,5 +1,7 @@
 """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): a closed-form item-item baseline.
 
+``top_k_indices`` (top-k per row, ties to the lower index) serves the other score-based baselines too.
+
 Items are integer indices in [0, n_items); callers map ids to indices and back.
 """
 
@@ -63,7 +65,7 @@ def ease_weights(user_index: np.ndarray, item_index: np.ndarray, n_items: int, l
     return p.astype(np.float32)
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Returns [batch, k] column indices of ``scores`` [batch, n] by score descending, lower index first on ties.
 
     argpartition finds each row's top k; a full stable sort is needed only for rows whose k-th score is shared with
@@ -118,5 +120,5 @@ def ease_recommend(
         scores = np.asarray(x @ weights)  # [batch, n_items]
         if exclude_seen:
             scores[rows, items] = -np.inf
-        out[start : start + len(batch)] = _top_k(scores, k)
+        out[start : start + len(batch)] = top_k_indices(scores, k)
     return out

@@ -1,4 +1,8 @@
-"""Retrieval metrics on plain numpy/Python data, hand-checkable in tests."""
+"""Retrieval metrics on plain numpy/Python data, hand-checkable in tests.
+
+Recall, NDCG and MAP are means over users; ``*_per_user`` return the per-user values behind each mean (what
+``bootstrap`` resamples), and the means are computed from the same values, so both always agree.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,32 @@ import math
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+import numpy as np
+
+NDCG_K = 10
+MAP_K = 12
+
+
+def _mean(scores: Sequence[float], name: str) -> float:
+    """Returns the mean of per-user ``scores``; raises ValueError naming the metric when there are none."""
+    if not len(scores):
+        raise ValueError(f"{name}: no user has any relevant item")
+    return sum(scores) / len(scores)
+
+
+def _recall_scores(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> List[float]:
+    """Returns |top-k ∩ truth| / |truth| per user with a non-empty truth, in user order."""
+    return [len(set(recs[:k]) & items) / len(items) for recs, items in zip(recommended, truth, strict=True) if items]
+
 
 def recall_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
     """Returns mean over users of |top-k ∩ truth| / |truth|; users with empty truth are skipped."""
-    scores = [len(set(recs[:k]) & items) / len(items) for recs, items in zip(recommended, truth, strict=True) if items]
-    if not scores:
-        raise ValueError("recall_at_k: no user has any relevant item")
-    return sum(scores) / len(scores)
+    return _mean(_recall_scores(recommended, truth, k), "recall_at_k")
+
+
+def recall_per_user(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> np.ndarray:
+    """Returns [users with a non-empty truth] float64: each user's Recall@k; its mean is ``recall_at_k``."""
+    return np.asarray(_recall_scores(recommended, truth, k), dtype=np.float64)
 
 
 def _check_k(k: int, name: str) -> None:
@@ -34,12 +57,8 @@ def _first_hits(recs: Sequence[bytes], items: Set[bytes], k: int) -> List[bool]:
     return hits
 
 
-def ndcg_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
-    """Returns mean over users of DCG@k / IDCG@k with binary relevance; users with empty truth are skipped.
-
-    DCG = sum_{i<k} rel_i / log2(i + 2) (rank 1 weighs 1, rank 2 weighs 1/log2(3), ...); IDCG is the DCG of
-    min(|truth|, k) hits at the top ranks, so each user's value lies in [0, 1].
-    """
+def _ndcg_scores(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> List[float]:
+    """Returns DCG@k / IDCG@k per user with a non-empty truth, in user order (see ``ndcg_at_k``)."""
     _check_k(k, "ndcg_at_k")
     scores = []
     for recs, items in zip(recommended, truth, strict=True):
@@ -48,16 +67,25 @@ def ndcg_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]
         dcg = sum(1.0 / math.log2(i + 2) for i, hit in enumerate(_first_hits(recs, items, k)) if hit)
         idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(items), k)))
         scores.append(dcg / idcg)
-    if not scores:
-        raise ValueError("ndcg_at_k: no user has any relevant item")
-    return sum(scores) / len(scores)
+    return scores
 
 
-def map_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
-    """Returns mean over users of AP@k (H&M Kaggle MAP@12 definition); users with empty truth are skipped.
+def ndcg_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
+    """Returns mean over users of DCG@k / IDCG@k with binary relevance; users with empty truth are skipped.
 
-    AP@k = sum_{i<k} P(i) * rel_i / min(|truth|, k), where P(i) is the precision of the top i + 1 items.
+    DCG = sum_{i<k} rel_i / log2(i + 2) (rank 1 weighs 1, rank 2 weighs 1/log2(3), ...); IDCG is the DCG of
+    min(|truth|, k) hits at the top ranks, so each user's value lies in [0, 1].
     """
+    return _mean(_ndcg_scores(recommended, truth, k), "ndcg_at_k")
+
+
+def ndcg_per_user(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> np.ndarray:
+    """Returns [users with a non-empty truth] float64: each user's NDCG@k; its mean is ``ndcg_at_k``."""
+    return np.asarray(_ndcg_scores(recommended, truth, k), dtype=np.float64)
+
+
+def _map_scores(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> List[float]:
+    """Returns AP@k per user with a non-empty truth, in user order (see ``map_at_k``)."""
     _check_k(k, "map_at_k")
     scores = []
     for recs, items in zip(recommended, truth, strict=True):
@@ -70,9 +98,20 @@ def map_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]]
                 n_hits += 1
                 total += n_hits / (i + 1)
         scores.append(total / min(len(items), k))
-    if not scores:
-        raise ValueError("map_at_k: no user has any relevant item")
-    return sum(scores) / len(scores)
+    return scores
+
+
+def map_at_k(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> float:
+    """Returns mean over users of AP@k (H&M Kaggle MAP@12 definition); users with empty truth are skipped.
+
+    AP@k = sum_{i<k} P(i) * rel_i / min(|truth|, k), where P(i) is the precision of the top i + 1 items.
+    """
+    return _mean(_map_scores(recommended, truth, k), "map_at_k")
+
+
+def map_per_user(recommended: Sequence[Sequence[bytes]], truth: Sequence[Set[bytes]], k: int) -> np.ndarray:
+    """Returns [users with a non-empty truth] float64: each user's AP@k; its mean is ``map_at_k``."""
+    return np.asarray(_map_scores(recommended, truth, k), dtype=np.float64)
 
 
 def coverage_at_k(recommended: Sequence[Sequence[bytes]], k: int, catalogue_size: int) -> float:
@@ -99,13 +138,31 @@ def exclude(recommended: Sequence[bytes], seen: Set[bytes], k: int) -> List[byte
     return [item for item in recommended if item not in seen][:k]
 
 
+def per_user_table(
+    recommended: Sequence[Sequence[bytes]],
+    truth: Sequence[Set[bytes]],
+    ks: Iterable[int],
+    ndcg_k: int = NDCG_K,
+    map_k: int = MAP_K,
+) -> Dict[str, np.ndarray]:
+    """Returns {'recall@K': .., 'ndcg@10': .., 'map@12': ..}, each [users with a non-empty truth] float64.
+
+    The metrics that are means over users, in ``metric_table``'s order; entry j of every array is the same
+    user, so arrays of two models on the same ``truth`` pair up user by user (``bootstrap``).
+    """
+    table = {f"recall@{k}": recall_per_user(recommended, truth, k) for k in ks}
+    table[f"ndcg@{ndcg_k}"] = ndcg_per_user(recommended, truth, ndcg_k)
+    table[f"map@{map_k}"] = map_per_user(recommended, truth, map_k)
+    return table
+
+
 def metric_table(
     recommended: Sequence[Sequence[bytes]],
     truth: Sequence[Set[bytes]],
     ks: Iterable[int],
     catalogue_size: int,
-    ndcg_k: int = 10,
-    map_k: int = 12,
+    ndcg_k: int = NDCG_K,
+    map_k: int = MAP_K,
 ) -> Dict[str, float]:
     """Returns {'recall@K': .., 'ndcg@10': .., 'map@12': .., 'coverage@K': ..} with recall and coverage per K in ``ks``.
 

@@ -12,7 +12,15 @@ import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 # Fixed colours per model so the same model looks the same in every run's plot.
-MODEL_COLOURS = {"twotower": "tab:blue", "popularity": "tab:gray", "ease": "tab:orange", "last_blessed": "tab:green"}
+MODEL_COLOURS = {
+    "twotower": "tab:blue",
+    "popularity": "tab:gray",
+    "recent_popularity": "tab:brown",
+    "repurchase": "tab:purple",
+    "item_knn": "tab:cyan",
+    "ease": "tab:orange",
+    "last_blessed": "tab:green",
+}
 MODEL_LABELS = {"twotower": "twotower (this run)", "last_blessed": "last blessed model"}
 PHASE_COLOURS = ("#e8eef7", "#f7efe3", "#e9f4e8", "#f4e8f1")
 DPI = 100
@@ -46,31 +54,43 @@ def recall_at_k_png(
     title: str,
     blessing_k: Optional[int] = None,
     min_recall: Optional[float] = None,
+    intervals: Optional[Mapping[str, Mapping[int, Sequence[float]]]] = None,
 ) -> bytes:
     """Returns a PNG of Recall@K against K = 1..len(curve), one line per model.
 
     ``curves``: {model name: [recall@1, recall@2, ...]} (``metrics.recall_curve``). ``blessing_k`` and
-    ``min_recall``, when given, draw the K the blessing reads and its threshold.
+    ``min_recall``, when given, draw the K the blessing reads and its threshold. ``intervals``: {model: {K:
+    [lo, hi]}}, drawn as error bars at those K, each model's nudged sideways so that they do not overlap.
     """
     if not curves:
         raise ValueError("recall_at_k_png: no curves to plot")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in curves.items():
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    k_max = max(len(c) for c in curves.values())
+    nudge = k_max / 150
+    for i, (name, curve) in enumerate(curves.items()):
         ks = range(1, len(curve) + 1)
         width = 2 if name == "twotower" else 1.5
-        ax.plot(ks, curve, label=MODEL_LABELS.get(name, name), color=MODEL_COLOURS.get(name), linewidth=width)
+        colour = MODEL_COLOURS.get(name)
+        line = ax.plot(ks, curve, label=MODEL_LABELS.get(name, name), color=colour, linewidth=width)[0]
+        bars = [(k, lo, hi) for k, (lo, hi) in sorted((intervals or {}).get(name, {}).items()) if k <= len(curve)]
+        if bars:
+            xs = [k + (i - (len(curves) - 1) / 2) * nudge for k, _, _ in bars]
+            ys = [curve[k - 1] for k, _, _ in bars]
+            below = [max(0.0, y - lo) for y, (_, lo, _) in zip(ys, bars, strict=True)]
+            above = [max(0.0, hi - y) for y, (_, _, hi) in zip(ys, bars, strict=True)]
+            ax.errorbar(xs, ys, yerr=[below, above], fmt="none", ecolor=line.get_color(), elinewidth=1, capsize=2)
     if blessing_k is not None:
         ax.axvline(blessing_k, color="black", linestyle=":", linewidth=1, label=f"blessing K = {blessing_k}")
     if min_recall is not None and min_recall > 0:
         ax.axhline(min_recall, color="tab:red", linestyle="--", linewidth=1, label=f"min recall {min_recall:g}")
-    ax.set_xlabel("K")
+    ax.set_xlabel("K" + (" (bars: 95% bootstrap intervals over users)" if intervals else ""))
     ax.set_ylabel("Recall@K")
-    ax.set_xlim(1, max(len(c) for c in curves.values()))
+    ax.set_xlim(1, k_max + 2 * nudge * len(curves) if intervals else k_max)
     ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the axes: never on a curve
     return _png(fig)
 
 

@@ -1,4 +1,4 @@
-"""RetrievalEvaluator component: Recall@K vs popularity, EASE and the last blessed model; blessing."""
+"""RetrievalEvaluator component: the model vs every baseline and the last blessed model, with intervals; blessing."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_executor
@@ -49,6 +49,17 @@ def read_history(model_dir: str) -> Optional[Dict[str, Any]]:
     return plots.check_history(history, path)
 
 
+def recall_intervals(result: Dict[str, Any], ks: Sequence[int]) -> Dict[str, Dict[int, List[float]]]:
+    """Returns {model: {K: [lo, hi]}} of Recall@K at ``ks`` from metrics.json content, the last blessed model's
+    included; {} without intervals (``evaluator.bootstrap_samples`` 0).
+    """
+    intervals = dict(result.get("intervals") or {})
+    last_blessed = (result.get("baseline") or {}).get("intervals")
+    if last_blessed:
+        intervals["last_blessed"] = last_blessed
+    return {name: {k: table[f"recall@{k}"] for k in ks if f"recall@{k}" in table} for name, table in intervals.items()}
+
+
 def write_plots(result: Dict[str, Any], profile: Profile, model_dir: str, out_dir: str) -> Dict[str, Any]:
     """Writes the PNG plots into ``out_dir``; returns metrics.json's "plots" section.
 
@@ -63,6 +74,7 @@ def write_plots(result: Dict[str, Any], profile: Profile, model_dir: str, out_di
         f"{profile.name}: Recall@K on the {result['held_out_split']} split ({result['eval_users']} users)",
         blessing_k=ev.blessing_k,
         min_recall=ev.min_recall,
+        intervals=recall_intervals(result, ev.ks),
     )
     io_utils.write_bytes_file(section["recall_at_k"], png)
     try:
