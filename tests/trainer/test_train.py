@@ -58,7 +58,8 @@ def test_default_plan_runs_four_phases_and_exports(trainer_inputs, tmp_path):
 
     model_dir = str(tmp_path / "model")
     loaded = tf.saved_model.load(model_dir)
-    assert set(loaded.signatures) == {"serving_default", "query_embedding", "candidate_embedding"}
+    # the hm profile has a history feature, so the query tower also has a signature taking one explicitly
+    assert set(loaded.signatures) == {"serving_default", "query_embedding", "candidate_embedding", "query_with_history"}
     with open(os.path.join(model_dir, HISTORY_ASSET)) as f:
         assert json.load(f)["phases"] == history["phases"]
     assert os.path.isfile(os.path.join(model_dir, "assets.extra", "vocabularies.json"))

@@ -24,7 +24,6 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from twotower.config import Profile
 from twotower.export.assets import HISTORIES_DIR
 
 FORMAT = 1
@@ -134,33 +133,3 @@ def load_histories(version_dir: str) -> Dict[str, UserHistories]:
         ]
         out[info["feature"]] = UserHistories(info["feature"], info["ages"], info["max_length"], info["as_of"], *arrays)
     return out
-
-
-def export_histories(profile: Profile, patterns: Sequence[str], model_dir: str) -> Dict[str, str]:
-    """Packs the ``histories`` split (``patterns``) of every history model feature under ``model_dir``.
-
-    Returns {feature: directory written}; {} when the profile has no history feature or no files match.
-    """
-    import tensorflow as tf
-
-    from twotower.trainer.data import raw_dataset
-    from twotower.transform.features import history_ages
-
-    features = [f for f in profile.model_features if f.kind == "history"]
-    if not features or not patterns or not [p for p in patterns if tf.io.gfile.glob(p)]:
-        return {}
-    d = profile.data
-    spec = {d.user_id: tf.io.VarLenFeature(tf.string), d.timestamp: tf.io.VarLenFeature(tf.int64)}
-    for f in features:
-        spec.update({f.name: tf.io.VarLenFeature(tf.string), history_ages(f): tf.io.VarLenFeature(tf.float32)})
-    columns: Dict[str, list] = {name: [] for name in spec}
-    for batch in raw_dataset(patterns, spec):
-        for name in spec:
-            columns[name] += tf.RaggedTensor.from_sparse(batch[name]).to_list()
-    users = [row[0] for row in columns[d.user_id]]
-    as_of = max((row[0] for row in columns[d.timestamp] if row), default=0)
-    written = {}
-    for f in features:
-        arrays = pack_histories(users, columns[f.name], columns[history_ages(f)])
-        written[f.name] = write_histories(model_dir, f.name, history_ages(f), f.max_length, as_of, arrays)
-    return written

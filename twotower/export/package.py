@@ -4,7 +4,8 @@
 
 - the SavedModel with its signatures (``export.signatures``) and ``assets.extra/profile.json``;
 - ``assets.extra/vocabularies.json`` and ``vocab/`` (``export.vocabularies``);
-- ``assets.extra/histories/``: every user's history at the end of the data (``export.histories``);
+- ``assets.extra/histories/``: every user's history at the end of the data (``export_histories``, stored by
+  ``export.histories``);
 - the catalogue's retrieval index, tuned on eval queries, and the ScaNN SavedModel (``export.index``);
 - the ONNX towers, checked against TensorFlow on real examples (``export.onnx_export``);
 - ``assets.extra/history.json``, the training history.
@@ -26,7 +27,7 @@ import tensorflow_transform as tft
 from twotower.config import Profile
 from twotower.export import signatures
 from twotower.export.assets import HISTORY_ASSET
-from twotower.export.histories import export_histories
+from twotower.export.histories import pack_histories, write_histories
 from twotower.export.index import build_and_save
 from twotower.export.onnx_export import export_onnx, raw_examples
 from twotower.export.scann_index import VALIDATION_QUERIES
@@ -50,7 +51,7 @@ def embed_catalog(
     spec = data.optional_spec(spec, required=[d.item_id])  # an empty name or feature is missing, not an error
     layer = tft_output.transform_features_layer()
     ids, names, embeddings, indices = [], [], [], []
-    for raw in data.raw_dataset(patterns, spec):
+    for raw in data.data.raw_dataset(patterns, spec):
         ids.append(to_dense(raw[d.item_id]).numpy())
         names.append(to_dense(raw[d.item_name]).numpy())
         transformed = layer({n: raw[n] for n in item_raw})
@@ -115,3 +116,28 @@ def train_and_export(profile: Profile, paths: Paths) -> Dict[str, Any]:
     package(profile, paths, fitted)
     fitted.checkpoints.remove()
     return fitted.history
+
+
+def export_histories(profile: Profile, patterns: Sequence[str], model_dir: str) -> Dict[str, str]:
+    """Packs the ``histories`` split (``patterns``) of every history model feature under ``model_dir``.
+
+    Returns {feature: directory written}; {} when the profile has no history feature or no files match.
+    """
+    features = [f for f in profile.model_features if f.kind == "history"]
+    if not features or not patterns or not [p for p in patterns if tf.io.gfile.glob(p)]:
+        return {}
+    d = profile.data
+    spec = {d.user_id: tf.io.VarLenFeature(tf.string), d.timestamp: tf.io.VarLenFeature(tf.int64)}
+    for f in features:
+        spec.update({f.name: tf.io.VarLenFeature(tf.string), history_ages(f): tf.io.VarLenFeature(tf.float32)})
+    columns: Dict[str, list] = {name: [] for name in spec}
+    for batch in data.raw_dataset(patterns, spec):
+        for name in spec:
+            columns[name] += tf.RaggedTensor.from_sparse(batch[name]).to_list()
+    users = [row[0] for row in columns[d.user_id]]
+    as_of = max((row[0] for row in columns[d.timestamp] if row), default=0)
+    written = {}
+    for f in features:
+        arrays = pack_histories(users, columns[f.name], columns[history_ages(f)])
+        written[f.name] = write_histories(model_dir, f.name, history_ages(f), f.max_length, as_of, arrays)
+    return written
