@@ -3,8 +3,8 @@
     .venv/bin/python bench/history_throughput.py --out bench/results/history_throughput.json
 
 The demo data (`twotower data generate` defaults) is ingested and its transform analysed once
-with the history feature (``{name: recent_items, source: interaction, kind: history,
-max_length: 50}``, plus any options given with ``--history``); then ``trainer.train.fit``
+with the hm profile's history feature (``recent_items``, 50 items, with any options given with
+``--history`` on top); then ``trainer.train.fit``
 trains the hm profile's default plan with the history feature and without it (the same feature
 ``model: false``: the towers and the input pipeline do not read it), alternating so drift in
 machine load hits both. examples/s is the trainer's own measure over its phase loop (what
@@ -29,9 +29,16 @@ from twotower.trainer.train import fit
 
 
 def with_history(profile, options: dict, model: bool = True):
-    """Returns ``profile`` plus the history feature (``model: false`` leaves the towers without it)."""
-    history = Feature("recent_items", "interaction", "history", model=model, max_length=50, **options)
-    return dataclasses.replace(profile, features=profile.features + (history,))
+    """Returns ``profile`` with its history feature (``model: false`` leaves the towers without it).
+
+    The built-in hm profile has one (``recent_items``, 50 items, pooling three item columns too);
+    ``options`` override its settings. A profile without one gets ``recent_items`` with ``options``.
+    """
+    found = [f for f in profile.features if f.kind == "history"]
+    history = found[0] if found else Feature("recent_items", "interaction", "history", max_length=50)
+    history = dataclasses.replace(history, model=model, **options)
+    rest = tuple(f for f in profile.features if f.name != history.name)
+    return dataclasses.replace(profile, features=rest + (history,))
 
 
 def main() -> None:
@@ -58,7 +65,11 @@ def main() -> None:
     ratio = statistics.median(speeds["history"]) / statistics.median(speeds["no_history"])
     report = {
         "data": {"profile": "hm", "transactions": args.transactions},
-        "history_feature": {"max_length": 50, **json.loads(args.history)},
+        "history_feature": {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(with_history(base, options).features[-1]).items()
+            if v not in (None, (), "")
+        },
         "examples_per_s": {name: [round(v) for v in values] for name, values in speeds.items()},
         "median_ratio": round(ratio, 3),
         "bar": 0.6,
