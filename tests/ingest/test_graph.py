@@ -84,8 +84,9 @@ def _decode(serialized: bytes) -> dict:
     out = {}
     for name, feature in example.features.feature.items():
         kind = feature.WhichOneof("kind")
-        value = getattr(feature, kind).value[0]
-        out[name] = value.decode() if isinstance(value, bytes) else value
+        values = [v.decode() if isinstance(v, bytes) else v for v in getattr(feature, kind).value]
+        # a column is one value; a history feature (the profile's recent_items) a tuple, maybe empty
+        out[name] = values[0] if len(values) == 1 and not name.startswith("recent_items") else tuple(values)
     return out
 
 
@@ -143,10 +144,12 @@ def test_every_row_is_accepted_quarantined_or_a_duplicate(data_dir, chunk_bytes)
     u2 = {"customer_id": "u2", "club_member_status": "ACTIVE", "fashion_news_frequency": "Regularly"}  # no age
     sale = lambda price, channel: {"price": price, "sales_channel_id": channel}  # noqa: E731
     # Newest accepted-or-not timestamp is 2020-09-22: test from 16 Sep, eval from 9 Sep (7 + 7 days).
+    # and the profile's history feature: u1's eval purchase has the train one, 9 days before, behind it
+    history = lambda ids=(), ages=(): {"recent_items": ids, "recent_items_age_days": ages}  # noqa: E731
     expected = {
-        "train": [{**item1, **u1, **sale(0.05, "2"), "t_dat": _day("2020-09-01")}],
-        "eval": [{**item2, **u1, **sale(0.03, "1"), "t_dat": _day("2020-09-10")}],
-        "test": [{**item1, **u2, **sale(0.05, "2"), "t_dat": _day("2020-09-21")}],
+        "train": [{**item1, **u1, **sale(0.05, "2"), "t_dat": _day("2020-09-01"), **history()}],
+        "eval": [{**item2, **u1, **sale(0.03, "1"), "t_dat": _day("2020-09-10"), **history(("0100000001",), (9.0,))}],
+        "test": [{**item1, **u2, **sale(0.05, "2"), "t_dat": _day("2020-09-21"), **history()}],
     }
     with beam.Pipeline() as pipeline:
         result = graph.build_ingestion(pipeline, str(data_dir), profile, profile_ranges(profile), chunk_bytes)
@@ -243,6 +246,7 @@ def test_per_user_split_holds_out_each_users_latest_interactions(tmp_path):
                 "eval": 3,
                 "test": 3,
                 "catalog": 1,
+                "histories": 2,  # one per user: the hm profile's history feature as of the end of the data
             }
 
         assert_that(result.report, check, label="report")
