@@ -32,6 +32,9 @@ def _rows():
         }
         # age 20 or 40 (mean 30, std 10); every 10th row has no age
         row["age"] = [] if i % 10 == 0 else [20.0 if i % 2 else 40.0]
+        # the history: a known item and one never seen in training; every 5th row has none
+        row["recent_items"] = [] if i % 5 == 0 else [f"a{(i + 1) % 4}", "zz"]
+        row["recent_items_age_days"] = [] if i % 5 == 0 else [1.5, -2.0]  # a negative age counts as 0
         rows.append(row)
     return rows
 
@@ -50,6 +53,8 @@ def _feature_spec():
         for name in ["customer_id", "article_id"] + [f.name for f in profile.model_features if f.kind == "categorical"]
     }
     spec["age"] = tf.io.VarLenFeature(tf.float32)  # may be missing, as SchemaGen infers for real data
+    spec["recent_items"] = tf.io.VarLenFeature(tf.string)
+    spec["recent_items_age_days"] = tf.io.VarLenFeature(tf.float32)
     return spec
 
 
@@ -111,6 +116,20 @@ def test_unseen_value_maps_to_oov_bucket(transformed):
     # vocabulary has 10 users -> ids 0..9, the OOV bucket is index 10
     assert out[USER_ID].numpy()[1] == 10
     assert 0 <= out[USER_ID].numpy()[0] < 10
+
+
+def test_history_ids_map_through_the_item_vocabulary_with_unseen_ones_oov(transformed):
+    data, output = transformed
+    vocabulary = [v.decode() for v in output.vocabulary_by_name(ITEM_ID)]
+    oov = len(vocabulary)  # one OOV bucket after the vocabulary
+    for i, row in enumerate(data[:10]):
+        ids, ages = list(row["recent_items"]), list(row["recent_items_age_days"])
+        assert len(ids) == len(ages) == 50  # max_length: padded with -1, ages with 0
+        if i % 5 == 0:
+            assert ids == [-1] * 50 and ages == [0.0] * 50
+        else:
+            assert ids[:2] == [vocabulary.index(f"a{(i + 1) % 4}"), oov] and ids[2:] == [-1] * 48
+            assert ages[:2] == [1.5, 0.0] and ages[2:] == [0.0] * 48
 
 
 def test_to_dense_fills_missing_values():
