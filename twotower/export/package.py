@@ -51,7 +51,7 @@ def embed_catalog(
     spec = data.optional_spec(spec, required=[d.item_id])  # an empty name or feature is missing, not an error
     layer = tft_output.transform_features_layer()
     ids, names, embeddings, indices = [], [], [], []
-    for raw in data.data.raw_dataset(patterns, spec):
+    for raw in data.raw_dataset(patterns, spec):
         ids.append(to_dense(raw[d.item_id]).numpy())
         names.append(to_dense(raw[d.item_name]).numpy())
         transformed = layer({n: raw[n] for n in item_raw})
