@@ -287,3 +287,21 @@ def test_kill_9_mid_run_then_restart_loses_no_accepted_event(exported_model, art
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_events_command_sends_a_csv_in_batches_and_names_bad_lines(sqlite_server, articles, tmp_path, capsys):
+    from twotower.cli import main
+
+    url, item = f"http://127.0.0.1:{sqlite_server.port}", next(iter(articles))
+    path = tmp_path / "events.csv"
+    lines = [f"cli-{i},{item},{TODAY},0.01," for i in range(5)]
+    path.write_text("customer_id,article_id,t_dat,price,sales_channel_id\n" + "\n".join(lines) + "\n")
+    assert main(["events", "--url", url, "--file", str(path), "--batch", "2"]) == 0
+    assert "5 events from" in capsys.readouterr().out and stored(Client(sqlite_server.port), "cli-4") == [(item, TODAY)]
+    path.write_text(path.read_text() + f"cli-5,{item},{TODAY},,\ncli-6,nope,{TODAY},,\n")
+    assert main(["events", "--url", url, "--file", str(path), "--batch", "2", "--from-line", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "2 events stored, lines 5-6; go on with --from-line 7" in err
+    assert f"{path}:8: column 'article_id': unknown item 'nope'" in err
+    assert main(["recommend", "--url", url, "--customer-id", "cli-4", "-k", "3"]) == 0
+    assert "top-3 for customer cli-4" in capsys.readouterr().out
