@@ -117,13 +117,10 @@ class HistoryService:
         h = servable.histories
         if h is None:
             return
-        online = dataclasses.replace(h, online=functools.partial(self.lookup, servable.model))
-        for signature in servable.signatures.values():
-            if signature.fill is not None and h.optional <= set(signature.inputs):
-                signature.fill = online.fill
         current = self._models.get(servable.model)
         if current is not None and current.version > servable.version:
-            return  # an older version loaded beside a newer one reads the newer one's store
+            self._attach(servable)  # an older version loaded beside a newer one reads the newer one's store
+            return
         with open(os.path.join(servable.path, PROFILE_ASSET), encoding="utf-8") as f:
             profile = from_dict(json.load(f), where=os.path.join(servable.path, PROFILE_ASSET))
         lengths = {f.name: f.max_length for f in profile.features if f.kind == "history"}
@@ -145,6 +142,16 @@ class HistoryService:
             self.log = EventLog(self.log_dir, self.checker.columns)
         with self._lock:
             self._reseed(servable.model)
+        self._attach(servable)
+
+    def _attach(self, servable: Servable) -> None:
+        """Makes the servable's signatures fill a row without a history from the store."""
+        h = servable.histories
+        assert h is not None
+        online = dataclasses.replace(h, online=functools.partial(self.lookup, servable.model))
+        for signature in servable.signatures.values():
+            if signature.fill is not None and h.optional <= set(signature.inputs):
+                signature.fill = online.fill
 
     def _reseed(self, model: str) -> None:
         """Reseeds every namespace of ``model`` (holding the lock); on a store error, marks it for a retry."""
