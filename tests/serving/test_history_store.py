@@ -109,3 +109,15 @@ def test_events_are_checked_like_interaction_rows():
     assert "is in the future" in reasons[4] and "unknown field(s) ['colour']" in reasons[5]
     assert reasons[6] == "column 'price': 'cheap' is not a number" and reasons[7] == "column 'customer_id' is missing"
     assert str(e.value).startswith("7 of 8 events rejected, none stored: events[1]: column 'customer_id' is empty")
+
+
+def test_history_endpoints_without_a_history_model_or_with_the_store_off(fake_server):
+    from tests.serving.conftest import Client
+
+    client = Client(fake_server().port)  # a model without a history feature: nothing to check events against
+    status, body = client.post("/v1/events", {"events": [{"customer_id": "c"}]})
+    assert status == 503 and "no model with a history feature" in body["error"]
+    assert client.get("/v1/users/c/history") == (200, {"user": "c", "histories": {}})
+    off = Client(fake_server(history_store="none").port)
+    status, body = off.post("/v1/events", {"events": []})
+    assert status == 404 and "the history store is off (--history-store none)" in body["error"]

@@ -299,15 +299,13 @@ class RestServer:
         api = "other"
         try:
             match = _MODEL_PATH.match(path)
-            if path.startswith(HISTORY_PATHS) and self.history is not None:
+            if path.startswith(HISTORY_PATHS):
                 api = "events" if path.startswith(HISTORY_PATHS[0]) else "history"
-                call, pool = self.history.dispatch, self._store_pool
-                return (
-                    api,
-                    200,
-                    JSON,
-                    rest.dumps(await asyncio.get_running_loop().run_in_executor(pool, call, method, path, body)),
-                )
+                if self.history is None:
+                    raise NotFound(f"Not found: {method} {path}: the history store is off (--history-store none)")
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self._store_pool, self.history.dispatch, method, path, body)
+                return api, 200, JSON, rest.dumps(answer)
             if not path.startswith("/v1/"):
                 raise NotFound(f"Not found: {method} {path} (the API is under /v1/models/ and /metrics)")
             if path.rstrip("/") == "/v1/models":
