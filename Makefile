@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_ROOT ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint format lock clean
+.PHONY: install demo test test-fast test-deps lint format lock clean
 
 install: $(STAMP)
 
@@ -21,11 +21,17 @@ demo: install
 	$(BIN)/twotower data generate --out $(DEMO_ROOT)/data
 	$(BIN)/twotower run --config hm --data $(DEMO_ROOT)/data --pipeline-root $(DEMO_ROOT) --show 3
 
-test: install lint
+test: install lint test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install test-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The history store tests start their own redis-server (Debian's package); installed here when missing.
+test-deps:
+	@command -v redis-server >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v redis-server >/dev/null 2>&1 || echo "redis-server not installed (no apt-get?): the Redis tests skip"
 
 lint: install
 	$(BIN)/ruff check .

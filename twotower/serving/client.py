@@ -1,26 +1,34 @@
-"""``twotower query``: recommendations from a running server, through its REST API only (no TensorFlow).
+"""``twotower query`` and ``twotower events``: a running server's REST API only (no TensorFlow).
 
-The client reads the signature's inputs from the metadata API, sends the user
+``query`` reads the signature's inputs from the metadata API, sends the user
 id, the features given, and every other input as missing ("" for strings, NaN
 for floats; integer inputs are time features and get the request time; a history
 list is left out, so ``twotower serve`` fills the user's stored history), then
-asks ``:predict`` in the row format.
+asks ``:predict`` in the row format. ``send_events`` posts a CSV in the interactions layout to
+``/v1/events``, ``MAX_EVENTS`` rows a call.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import gzip
 import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
+MAX_EVENTS = 1000  # serving.events.MAX_EVENTS: the server's limit per call
 FLOAT_TYPES = ("DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16")
 
 
 class QueryError(ValueError):
     """The server could not be reached or refused the request; the message says which and why."""
+
+    def __init__(self, message: str, details: Optional[Mapping[str, Any]] = None):
+        super().__init__(message)
+        self.details = dict(details or {})  # the server's error body past "error" (a 400's rejected events)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +50,11 @@ def call(url: str, body: Optional[Mapping[str, Any]] = None, timeout: float = 10
     except urllib.error.HTTPError as e:
         text = e.read().decode("utf-8", "replace")
         try:
-            message = json.loads(text)["error"]
-        except (ValueError, KeyError, TypeError):
-            message = text[:500]
-        raise QueryError(f"{url}: HTTP {e.code}: {message}") from None
+            doc = json.loads(text)
+            message = doc.pop("error")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            message, doc = text[:500], {}
+        raise QueryError(f"{url}: HTTP {e.code}: {message}", doc) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise QueryError(f"{url}: cannot reach the server ({reason}); is `twotower serve` running?") from None
@@ -118,3 +127,40 @@ def query(
     except (KeyError, TypeError):
         raise QueryError(f"{signature!r} does not answer with item_ids, item_names and scores") from None
     return [RecommendedItem(i, n, float(s)) for i, n, s in list(zip(ids, names, scores, strict=True))[:k]]
+
+
+def csv_batches(path: str, batch: int = MAX_EVENTS, from_line: int = 2) -> Iterator[Tuple[int, List[Dict[str, str]]]]:
+    """Yields (file line of the first row, up to ``batch`` events) of a CSV (or .csv.gz) with a header row,
+    from file line ``from_line`` on. An event has the row's non-empty cells by column name."""
+    opener: Callable[..., Any] = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8") as f:
+        rows, first = [], 2
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            if line < from_line:
+                continue
+            if not rows:
+                first = line
+            rows.append({k: v for k, v in row.items() if k is not None and v not in (None, "")})
+            if len(rows) == batch:
+                yield first, rows
+                rows = []
+        if rows:
+            yield first, rows
+
+
+def send_events(url: str, path: str, batch: int = MAX_EVENTS, from_line: int = 2, timeout: float = 30.0) -> int:
+    """Posts the CSV ``path`` to ``URL/v1/events`` in calls of ``batch`` rows; returns the events stored.
+
+    Raises QueryError at the first call refused, naming the file lines stored before it and, for a 400,
+    each bad row by file line and reason (a refused call stores none of its rows)."""
+    if not 1 <= batch <= MAX_EVENTS:
+        raise QueryError(f"--batch {batch}: the server takes 1 to {MAX_EVENTS} events per call")
+    stored = 0
+    for first, rows in csv_batches(path, batch, from_line):
+        try:
+            stored += int(call(f"{url.rstrip('/')}/v1/events", {"events": rows}, timeout=timeout)["stored"])
+        except QueryError as e:
+            bad = [f"{path}:{first + r['index']}: {r['reason']}" for r in e.details.get("rejected", [])]
+            done = f"{stored} events stored, lines {from_line}-{first - 1}" if stored else "no events stored"
+            raise QueryError("; ".join([f"{e} ({done}; go on with --from-line {first})", *bad[:20]])) from None
+    return stored

@@ -2,9 +2,10 @@
 
 A model with a history feature ``NAME`` takes two more query inputs, ``NAME`` (item ids, most
 recent first) and ``NAME_age_days`` (their ages in days). In a request to ``twotower serve`` both
-are optional, per row: a row without ``NAME`` gets the user's history as of the end of the
-training data (``assets.extra/histories/``, looked up by the user id input), or none for an
-unknown user; a row that sends ``NAME`` (an empty list: no history) is used as sent, and without
+are optional, per row: a row without ``NAME`` gets the user's history from the online history
+store when the server has one (``serving.online``: the exported histories plus the events since),
+else as of the end of the training data (``assets.extra/histories/``), looked up by the user id
+input, or none for an unknown user; a row that sends ``NAME`` (an empty list: no history) is used as sent, and without
 ``NAME_age_days`` its ages are unknown (NaN: each item counts as its position in days). Lists may
 differ in length between rows (TF Serving itself wants equal lengths): rows are padded with ""
 and NaN. Ids past the feature's ``max_length`` are cut by the model.
@@ -16,7 +17,7 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from twotower.export.histories import UserHistories, load_histories
 log = logging.getLogger(__name__)
 AGE_SUFFIX = "_age_days"
 Columns = Dict[str, list]
+Lookup = Callable[[str, Sequence[bytes]], Tuple[List[List[bytes]], List[List[float]]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,7 @@ class HistoryInputs:
     user_input: str  # the query input holding the user id (the profile's data.user_id)
     features: Mapping[str, str]  # history ids input -> its ages input
     stores: Mapping[str, UserHistories]  # history ids input -> exported histories ({} when the version has none)
+    online: Optional[Lookup] = None  # (history ids input, user ids) -> (item ids, ages): the online store's
 
     @property
     def optional(self) -> FrozenSet[str]:
@@ -51,9 +54,12 @@ class HistoryInputs:
             ages = list(columns.get(ages_input) or [None] * rows)
             missing = [r for r in range(rows) if ids[r] is None]
             store = self.stores.get(ids_input)
-            if missing and store is not None:
+            if missing and (store is not None or self.online is not None):
                 users = [_bytes(columns[self.user_input][r]) for r in missing]
-                found_ids, found_ages = store.lookup(users)
+                if self.online is not None:
+                    found_ids, found_ages = self.online(ids_input, users)
+                else:
+                    found_ids, found_ages = store.lookup(users)
                 for r, item_ids, item_ages in zip(missing, found_ids, found_ages, strict=True):
                     ids[r], ages[r] = item_ids, item_ages
             ids = [[] if v is None else list(v) for v in ids]

@@ -96,6 +96,7 @@ class RateLimit(logging.Filter):
 
 
 RATE_LIMITED_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.internal", "aiohttp.web", __name__)
+RATE_LIMITED_LOGGERS += ("twotower.serving.online",)  # a history store down: a line per interval, not per request
 
 
 def install_rate_limit(interval: float = LOG_INTERVAL_S) -> RateLimit:

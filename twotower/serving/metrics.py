@@ -12,6 +12,7 @@ import threading
 from typing import Callable, Dict, List, Sequence, Tuple
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -110,7 +111,7 @@ class Histogram:
 
 
 class ServerMetrics:
-    """What the server records: requests, latency, errors, predictions, batches, loaded versions."""
+    """What the server records: requests, latency, errors, predictions, batches, loaded versions, the history store."""
 
     def __init__(self, loaded_versions: Callable[[], Dict[Labels, float]]):
         """``loaded_versions`` returns {(model, version): 1.0} for the versions serving now."""
@@ -149,7 +150,30 @@ class ServerMetrics:
             ("model", "version"),
             loaded_versions,
         )
+        self.events = Counter(
+            "twotower_events_total",
+            "Events posted, by outcome: accepted, rejected (400 calls), unavailable (503: store or log down).",
+            ("outcome",),
+            lock,
+        )
+        self.store_latency = Histogram(
+            "twotower_history_store_latency_seconds",
+            "History store operations by kind (lookup, add, reseed, forget).",
+            ("op",),
+            STORE_BUCKETS,
+            lock,
+        )
+        self.store_errors = Counter(
+            "twotower_history_store_errors_total", "History store operations that failed, by kind.", ("op",), lock
+        )
+        self.fallbacks = Counter(
+            "twotower_history_store_fallbacks_total",
+            "Rows predicted without their stored history because the history store failed.",
+            (),
+            lock,
+        )
         self._all = (self.requests, self.errors, self.latency, self.predictions, self.batch_size, self.loads)
+        self._all += (self.events, self.store_latency, self.store_errors, self.fallbacks)
         self._lock = lock
 
     def render(self) -> str:

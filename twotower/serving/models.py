@@ -28,7 +28,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from twotower.serving.histories import history_inputs, merge_history
+from twotower.serving.histories import HistoryInputs, history_inputs, merge_history
 from twotower.serving.versions import Fingerprint, ServingDir, fingerprint
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class Servable:
     signatures: Dict[str, Signature]
     signature_defs: Dict[str, Any]
     handle: Any = None  # the loaded SavedModel, kept alive as long as the servable
+    histories: Optional[HistoryInputs] = None  # its history inputs, filled by the signatures' ``fill``
 
 
 def signature_defs_of(path: str) -> Dict[str, Any]:
@@ -203,7 +204,7 @@ def load_servable(
             signature({name: [missing_value(info)] for name, info in signature.inputs.items()})
         except Exception as e:  # a warm-up on all-missing rows may be refused; real rows may still work
             log.warning("%s: warm-up of signature %r failed: %s", path, signature.name, e)
-    return Servable(model, version, path, signatures, defs, handle)
+    return Servable(model, version, path, signatures, defs, handle, histories)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,18 +230,20 @@ class ModelRegistry:
         on_load: Optional[Callable[[str, int, bool, float], None]] = None,
         on_change: Optional[Callable[[], None]] = None,
         follow_symlinks: bool = False,
+        prepare: Optional[Callable[[Servable], None]] = None,
     ):
         """``model_names`` empty: every model directory found; ``labels``: version label -> version number.
 
         ``on_load(model, version, ok, seconds)`` is called after every load attempt,
         ``on_change()`` after a poll that loaded or unloaded a version;
-        ``follow_symlinks`` loads versions whose symlinks lead outside ``serving_dir``.
+        ``follow_symlinks`` loads versions whose symlinks lead outside ``serving_dir``;
+        ``prepare(servable)`` runs after a load, before the version serves (the history store's seeding).
         """
         if keep_versions < 1:
             raise ValueError(f"--keep-versions must be >= 1, got {keep_versions}")
         self.serving_dir, self.model_names, self.keep_versions = serving_dir, tuple(model_names), keep_versions
         self.labels = dict(labels or {})
-        self._loader, self.on_load, self.on_change = loader, on_load, on_change
+        self._loader, self.on_load, self.on_change, self.prepare = loader, on_load, on_change, prepare
         self._loaded: Dict[str, Dict[int, Servable]] = {}  # replaced, never mutated: readers need no lock
         self._states: Dict[str, Dict[int, VersionState]] = {}
         self._seen: Dict[Tuple[str, int], Fingerprint] = {}  # fingerprint at the previous poll
@@ -354,6 +357,8 @@ class ModelRegistry:
         started = time.monotonic()
         try:
             servable = self._loader(model, version, path)
+            if self.prepare is not None:
+                self.prepare(servable)
         except Exception as e:  # a broken push must not stop the server or the versions it serves
             log.exception("%s: loading version %d of %s failed", path, version, model)
             self._failed[(model, version)] = files

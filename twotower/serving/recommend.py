@@ -35,8 +35,8 @@ def latest_version(serving_dir: str, model_name: Optional[str] = None) -> str:
     """Returns ``serving_dir/<model>/<highest numeric version>``; one model unless named."""
     if not os.path.isdir(serving_dir):
         raise FileNotFoundError(f"{serving_dir}: serving directory not found (run `twotower run` first)")
-    dirs = sorted(m for m in os.listdir(serving_dir) if os.path.isdir(os.path.join(serving_dir, m)))
-    models = [model_name] if model_name else dirs  # not models.config (tf_serving_config)
+    dirs = sorted(m for m in os.listdir(serving_dir) if m[:1] != "." and os.path.isdir(os.path.join(serving_dir, m)))
+    models = [model_name] if model_name else dirs  # not models.config (tf_serving_config), not .events (online)
     if len(models) != 1:
         raise ValueError(f"{serving_dir}: holds models {models}; pick one with --model-name")
     model_dir = os.path.join(serving_dir, models[0])

@@ -5,7 +5,8 @@ Endpoints (as TF Serving's; tensorflow.org/tfx/serving/api_rest):
 - ``GET  /v1/models/NAME[/versions/N|/labels/L]`` model status;
 - ``GET  /v1/models/NAME[/versions/N|/labels/L]/metadata`` signature defs;
 - ``POST /v1/models/NAME[/versions/N|/labels/L]:predict`` row or columnar format;
-- ``GET  /metrics`` (also ``/monitoring/prometheus/metrics``) Prometheus text.
+- ``GET  /metrics`` (also ``/monitoring/prometheus/metrics``) Prometheus text;
+- ``POST /v1/events``, ``GET|DELETE /v1/users/ID/history``: the online history store (``online``).
 
 Errors are ``{"error": message}`` with TF Serving's status codes: 400 for a bad
 request (including an unknown signature or label, which TF Serving reports as
@@ -48,6 +49,7 @@ from twotower.serving.http_server import JSON, HttpError
 from twotower.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from twotower.serving.metrics import ServerMetrics
 from twotower.serving.models import InvalidArgument, ModelRegistry, NotFound, ServingError
+from twotower.serving.online import open_service
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ _MODEL_PATH = re.compile(
     r"(?P<what>/metadata|:[A-Za-z]+)?$"
 )
 METRICS_PATHS = ("/metrics", "/monitoring/prometheus/metrics")
+HISTORY_PATHS = ("/v1/events", "/v1/users/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +84,8 @@ class ServerConfig:
     drain_seconds: float = 30.0  # SIGTERM: longest wait for accepted requests to be answered
     follow_symlinks: bool = False  # load versions whose symlinks lead outside serving_dir
     tf_threads: int = 0  # TensorFlow intra- and inter-op threads; 0: TensorFlow's default (one per core)
+    history_store: str = ""  # sqlite:///PATH, redis://HOST:PORT/DB; "": SERVING_DIR/history.sqlite; "none": off
+    event_log_dir: str = ""  # "": SERVING_DIR/.events
 
 
 class RestServer:
@@ -101,6 +106,10 @@ class RestServer:
             self.registry.on_load = self._record_load
         if self.registry.on_change is None:
             self.registry.on_change = settle_heap
+        self.history = None if config.history_store == "none" else open_service(config, self.metrics)
+        if self.history is not None and self.registry.prepare is None:
+            self.registry.prepare = self.history.prepare
+        self._store_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="history")
         self.batcher: Optional[Batcher] = None
         self.port: Optional[int] = None
         self.received = self.answered = 0  # request heads read / answers written (any status): the drain's log line
@@ -172,6 +181,9 @@ class RestServer:
         self.registry.stop()
         self.batcher.close()
         self._off_loop.shutdown(wait=True)
+        self._store_pool.shutdown(wait=True)
+        if self.history is not None:
+            self.history.close()
         log.info(
             "drained in %.2fs: %d requests received and %d answered in all, %d in flight at the signal",
             time.monotonic() - started,
@@ -287,6 +299,13 @@ class RestServer:
         api = "other"
         try:
             match = _MODEL_PATH.match(path)
+            if path.startswith(HISTORY_PATHS):
+                api = "events" if path.startswith(HISTORY_PATHS[0]) else "history"
+                if self.history is None:
+                    raise NotFound(f"Not found: {method} {path}: the history store is off (--history-store none)")
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self._store_pool, self.history.dispatch, method, path, body)
+                return api, 200, JSON, rest.dumps(answer)
             if not path.startswith("/v1/"):
                 raise NotFound(f"Not found: {method} {path} (the API is under /v1/models/ and /metrics)")
             if path.rstrip("/") == "/v1/models":
@@ -308,7 +327,9 @@ class RestServer:
                 raise InvalidArgument(f"{what[1:]} is not supported: the model has no such signature; use :predict")
             raise InvalidArgument(f"Malformed request: {method} {path}")
         except ServingError as e:
-            return api, e.status, JSON, http_server.error_body(str(e))
+            details = getattr(e, "details", None)  # BadEvents: the bad events by index and reason
+            body = rest.dumps({"error": str(e), **details}) if details else http_server.error_body(str(e))
+            return api, e.status, JSON, body
         except tf.errors.InvalidArgumentError as e:  # the model refused the values, as TF Serving reports it
             return api, 400, JSON, http_server.error_body(e.message.strip().splitlines()[0])
         except Exception:  # a fault of ours: logged with its traceback under an id the client sees
