@@ -230,6 +230,9 @@ def test_a_version_pushed_while_events_flow_keeps_every_event_after_its_data_end
         time.sleep(0.5)
         push(exported_model, serving_dir, 2)  # events go on until version 2 is in, and a few calls after
         load.join(180)
+        deadline = time.monotonic() + 60  # the store reseeds as version 2 loads; version 1 unloads just after
+        while server.registry.loaded() != {(MODEL, "2"): 1.0} and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert server.registry.loaded() == {(MODEL, "2"): 1.0} and all(s < 500 for s in result["statuses"])
         assert len(result["accepted"]) > 4 * 6 * 5  # reseeded from version 2 with the log replayed, events flowing
         _all_kept(server, result["accepted"])
