@@ -21,24 +21,12 @@ import sys
 import tempfile
 
 import tensorflow as tf
+from sweep import variant_profile  # bench/sweep.py: the same history overrides, model: false for null
 
-from twotower.config import Feature, load_profile
+from twotower.config import load_profile
 from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm
 from twotower.trainer.prepare import prepare
 from twotower.trainer.train import fit
-
-
-def with_history(profile, options: dict, model: bool = True):
-    """Returns ``profile`` with its history feature (``model: false`` leaves the towers without it).
-
-    The built-in hm profile has one (``recent_items``, 50 items, pooling three item columns too);
-    ``options`` override its settings. A profile without one gets ``recent_items`` with ``options``.
-    """
-    found = [f for f in profile.features if f.kind == "history"]
-    history = found[0] if found else Feature("recent_items", "interaction", "history", max_length=50)
-    history = dataclasses.replace(history, model=model, **options)
-    rest = tuple(f for f in profile.features if f.name != history.name)
-    return dataclasses.replace(profile, features=rest + (history,))
 
 
 def main() -> None:
@@ -48,9 +36,13 @@ def main() -> None:
     parser.add_argument("--history", default="{}", help='history feature options as JSON, e.g. {"pooling": "recency"}')
     parser.add_argument("--transactions", type=int, default=DEMO_TRANSACTIONS)
     args = parser.parse_args()
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.history).items()}
+    options = json.loads(args.history)
     base = load_profile("hm")
-    profiles = {"history": with_history(base, options), "no_history": with_history(base, options, model=False)}
+    profiles = {
+        "history": variant_profile(base, {"history": options}),
+        "no_history": variant_profile(base, {"history": None}),
+    }
+    (feature,) = [f for f in profiles["history"].features if f.kind == "history"]
     speeds = {name: [] for name in profiles}
     with tempfile.TemporaryDirectory() as root:
         generate_hm(os.path.join(root, "data"), DEMO_CUSTOMERS, DEMO_ARTICLES, args.transactions, seed=0)
@@ -67,7 +59,7 @@ def main() -> None:
         "data": {"profile": "hm", "transactions": args.transactions},
         "history_feature": {
             k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(with_history(base, options).features[-1]).items()
+            for k, v in dataclasses.asdict(feature).items()
             if v not in (None, (), "")
         },
         "examples_per_s": {name: [round(v) for v in values] for name, values in speeds.items()},
