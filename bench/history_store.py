@@ -33,7 +33,17 @@ from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.serving.redis_server
 
-from serve_load import MODEL, build_models, instances, measure, median_run, scrape, start_server, stop_server  # noqa: E402
+from serve_load import (  # noqa: E402
+    MODEL,
+    build_models,
+    instances,
+    load_arguments,
+    measure,
+    median_run,
+    scrape,
+    start_server,
+    stop_server,
+)
 
 from tests.serving.redis_server import RedisServer  # noqa: E402
 from twotower.export.histories import load_histories  # noqa: E402
@@ -134,17 +144,12 @@ def print_tables(results: Dict[str, Dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--serving-dir", help="serve this push (model 'twotower', hm profile) instead of training")
-    parser.add_argument("--customers", help="customers CSV for the requests (with --serving-dir)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
-    parser.add_argument("--clients", default="1,8,32", help="concurrent clients per run (default 1,8,32)")
-    parser.add_argument("--repeat", type=int, default=1, help="turns per row; the median p99 is reported (default 1)")
-    parser.add_argument("--work-dir", help="where the data, models and stores go (default: a temp dir, removed)")
-    args = parser.parse_args()
-    if args.serving_dir and not args.customers:
-        parser.error("--serving-dir needs --customers")
+    args = load_arguments(
+        __doc__,
+        serving_dir="serve this push (model 'twotower', hm profile) instead of training",
+        repeat="turns per row; the median p99 is reported (default 1)",
+        work_dir="where the data, models and stores go (default: a temp dir, removed)",
+    )
     scratch = tempfile.TemporaryDirectory(prefix="history-store-", dir=args.work_dir)
     started = time.monotonic()
     if args.serving_dir:

@@ -282,18 +282,29 @@ def print_tables(models: Dict[str, Dict[str, Any]], reload_run: Dict[str, Any]) 
         print(f"\nreload under load: {json.dumps(reload_run)}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_arguments(doc: str, serving_dir: str, repeat: str, work_dir: str) -> argparse.Namespace:
+    """Parses the flags a load bench shares (this one and history_store.py); the strings are their helps."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--serving-dir", help="serve this push (model 'twotower') instead of training two")
+    parser.add_argument("--serving-dir", help=serving_dir)
     parser.add_argument("--customers", help="customers CSV for the requests (with --serving-dir)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients per run (default 1,8,32)")
-    parser.add_argument("--repeat", type=int, default=1, help="turns per row; the median is reported (default 1)")
-    parser.add_argument("--work-dir", help="where the data and models go (default: a temp dir, removed)")
+    parser.add_argument("--repeat", type=int, default=1, help=repeat)
+    parser.add_argument("--work-dir", help=work_dir)
     args = parser.parse_args()
     if args.serving_dir and not args.customers:
         parser.error("--serving-dir needs --customers")
+    return args
+
+
+def main() -> None:
+    args = load_arguments(
+        __doc__,
+        serving_dir="serve this push (model 'twotower') instead of training two",
+        repeat="turns per row; the median is reported (default 1)",
+        work_dir="where the data and models go (default: a temp dir, removed)",
+    )
 
     scratch = tempfile.TemporaryDirectory(prefix="serve-load-", dir=args.work_dir)
     started = time.monotonic()
