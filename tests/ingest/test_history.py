@@ -157,3 +157,29 @@ def test_empty_lists_encode_as_empty_features():
     assert list(f["ids"].bytes_list.value) == [] and f["ids"].WhichOneof("kind") == "bytes_list"
     assert list(f["ages"].float_list.value) == [] and f["ages"].WhichOneof("kind") == "float_list"
     assert list(f["one"].bytes_list.value) == [b"x", b"yz"]
+
+
+def test_history_encoder_writes_the_bytes_of_the_plain_encoding():
+    """The per-user buffer slicing gives exactly encode_features(history_features(...)) for every row."""
+    rng = np.random.default_rng(3)
+    specs = [history.HistorySpec("recent", 3), history.HistorySpec("long", 50)]
+    for n in (0, 1, 7, 60):
+        seconds = np.sort(rng.integers(0, 5, n) * 86_400 + rng.integers(0, 3, n)).astype(np.int64)
+        items = [f"item-{rng.integers(0, 200)}" for _ in range(n)]
+        encoder = history.HistoryEncoder(specs, items, seconds)
+        starts = history.first_at_same_time(seconds)
+        for i in range(n):
+            plain = encode.encode_features(
+                history.history_features(specs, items, seconds, int(starts[i]), int(seconds[i]))
+            )
+            assert encoder.encode(int(starts[i]), int(seconds[i])) == plain, (n, i)
+        assert encoder.encode(n, 10**6) == encode.encode_features(
+            history.history_features(specs, items, seconds, n, 10**6)
+        )
+
+
+def test_entries_pack_and_unpack():
+    body = encode.encode_features({"price": 0.5, "article_id": "0108775015"})
+    entry = history.pack_entry(-86_400, 12, "0108775015", body)
+    assert history.unpack_entry(entry) == (-86_400, 12, "0108775015", body)
+    assert history.unpack_entry(history.pack_entry(5, 0, "ü", b"")) == (5, 0, "ü", b"")

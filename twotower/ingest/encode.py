@@ -30,6 +30,37 @@ def _size(n: int) -> bytes:
     return _ONE_BYTE[n] if n < 128 else _varint(n)
 
 
+def _key(name: str) -> bytes:
+    """Returns the encoded map entry key of feature ``name`` (cached)."""
+    key = _KEYS.get(name)
+    if key is None:
+        encoded = name.encode()
+        key = _KEYS.setdefault(name, b"\x0a" + _size(len(encoded)) + encoded)
+    return key
+
+
+def _entry(name: str, feature: bytes) -> bytes:
+    """Returns one ``Features.feature`` map entry {key: name, value: the encoded Feature ``feature``}."""
+    entry = _key(name) + b"\x12" + _size(len(feature)) + feature
+    return b"\x0a" + _size(len(entry)) + entry
+
+
+def bytes_value(value: bytes) -> bytes:
+    """Returns one encoded ``bytes_list`` value; ``bytes_list_feature`` takes a concatenation of them."""
+    return b"\x0a" + _size(len(value)) + value
+
+
+def bytes_list_feature(name: str, values: bytes) -> bytes:
+    """Returns the map entry of a bytes_list feature from its values already encoded (``bytes_value`` joined)."""
+    return _entry(name, b"\x0a" + _size(len(values)) + values)
+
+
+def float_list_feature(name: str, packed: bytes) -> bytes:
+    """Returns the map entry of a float_list feature from its values packed as little-endian float32."""
+    inner = b"\x0a" + _size(len(packed)) + packed if packed else b""
+    return _entry(name, b"\x12" + _size(len(inner)) + inner)
+
+
 def encode_features(record: Record, int_columns: Iterable[str] = ()) -> bytes:
     """Returns the serialized map entries of ``record``'s features; ``wrap_example`` makes them an Example.
 
@@ -41,30 +72,18 @@ def encode_features(record: Record, int_columns: Iterable[str] = ()) -> bytes:
     ints = set(int_columns)
     parts = []
     for name, value in record.items():
-        key = _KEYS.get(name)
-        if key is None:
-            encoded = name.encode()
-            key = _KEYS.setdefault(name, b"\x0a" + _size(len(encoded)) + encoded)  # map entry key
         if name in ints:
             packed = _varint(int(value))
             inner = b"\x0a" + _size(len(packed)) + packed
-            feature = b"\x1a" + _size(len(inner)) + inner  # int64_list { value: packed varint }
+            parts.append(_entry(name, b"\x1a" + _size(len(inner)) + inner))  # int64_list { value: packed varint }
         elif isinstance(value, float):
-            feature = b"\x12\x06\x0a\x04" + struct.pack("<f", value)  # float_list { value: packed float }
+            parts.append(_entry(name, b"\x12\x06\x0a\x04" + struct.pack("<f", value)))  # float_list { value }
         elif isinstance(value, tuple):
-            packed = struct.pack(f"<{len(value)}f", *value)
-            inner = b"\x0a" + _size(len(packed)) + packed if value else b""
-            feature = b"\x12" + _size(len(inner)) + inner  # float_list { value: packed floats }
+            parts.append(float_list_feature(name, struct.pack(f"<{len(value)}f", *value)))
         elif isinstance(value, list):
-            values = [str(v).encode() for v in value]
-            inner = b"".join(b"\x0a" + _size(len(v)) + v for v in values)
-            feature = b"\x0a" + _size(len(inner)) + inner  # bytes_list { value, value, ... }
+            parts.append(bytes_list_feature(name, b"".join(bytes_value(str(v).encode()) for v in value)))
         else:
-            data = str(value).encode()
-            inner = b"\x0a" + _size(len(data)) + data
-            feature = b"\x0a" + _size(len(inner)) + inner  # bytes_list { value }
-        entry = key + b"\x12" + _size(len(feature)) + feature  # map entry {key, value: Feature}
-        parts.append(b"\x0a" + _size(len(entry)) + entry)  # Features.feature (map)
+            parts.append(bytes_list_feature(name, bytes_value(str(value).encode())))  # bytes_list { value }
     return b"".join(parts)
 
 

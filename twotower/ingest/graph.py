@@ -29,7 +29,7 @@ from twotower.config import Profile
 from twotower.ingest import encode, rows
 from twotower.ingest.csv_source import DEFAULT_CHUNK_BYTES, Chunk, plan_chunks, read_lines
 from twotower.ingest.dedup import NEWEST, ScanInteractions, find_duplicates, newest_of
-from twotower.ingest.history import AttachHistories, history_specs
+from twotower.ingest.history import AttachHistories, history_specs, pack_entry
 from twotower.ingest.report import make_report, sum_counts
 from twotower.ingest.splits import (
     CATALOG,
@@ -128,7 +128,7 @@ class IngestInteractions(beam.DoFn):
             counts[(name, "accepted")] += 1
             seconds = record[self._spec.timestamp]
             if self._by_user:  # the user's and the item's features are joined after grouping, to keep it small
-                entry = (seconds, line, record[self._item_id], encode.encode_features(record, self._ints))
+                entry = pack_entry(seconds, line, record[self._item_id], encode.encode_features(record, self._ints))
                 yield beam.pvalue.TaggedOutput(BY_USER, (record[self._user_id], entry))
                 continue
             example = encode.wrap_example(encode.encode_features(record, self._ints) + user + item)
