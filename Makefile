@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ROOT ?= runs/demo
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` / `make test-fast` (CI has 2 cores). Whole files go to one worker
+# (--dist loadfile), so a module's fixture (one real pipeline run) is built once. PYTEST_WORKERS=0: no workers.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: install demo test test-fast test-deps lint format lock clean
 
@@ -22,10 +26,10 @@ demo: install
 	$(BIN)/twotower run --config hm --data $(DEMO_ROOT)/data --pipeline-root $(DEMO_ROOT) --show 3
 
 test: install lint test-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install test-deps
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # The history store tests start their own redis-server (Debian's package); installed here when missing.
 test-deps:

@@ -204,7 +204,7 @@ def test_contract_violation_exits_3_and_names_the_feature(run, tmp_path, capsys)
 def test_second_run_is_compared_with_the_blessed_model_and_a_worse_one_is_not_pushed(run, tmp_path, capsys):
     """A second run into the same root: the resolver hands the evaluator the first run's blessed model.
 
-    The second model is deliberately untrained (learning rate 1e-7, one main epoch) and the profile's
+    The second model is deliberately untrained (learning rate 1e-7, one softmax epoch) and the profile's
     thresholds are off (min_recall 0, lifts over popularity and the best baseline 0), so the only rule that can
     stop it is "no regression vs the last blessed model". It must: not blessed, nothing pushed, exit 1.
     """
@@ -213,8 +213,8 @@ def test_second_run_is_compared_with_the_blessed_model_and_a_worse_one_is_not_pu
     with open(load_profile("hm").path, encoding="utf-8") as f:
         raw = yaml.safe_load(f)
     raw["contract"]["schema"] = load_profile("hm").contract.schema  # absolute: the YAML moves to tmp_path
-    raw["trainer"].pop("phases", None)  # so every phase derives its learning rate from the 1e-7 below
-    raw["trainer"].update(epochs=1, learning_rate=1e-7)
+    # one softmax epoch, its learning rate derived from the 1e-7 below: untrained, and no longer than it must be
+    raw["trainer"].update(epochs=1, learning_rate=1e-7, phases=[{"name": "softmax", "epochs": 1}])
     raw["evaluator"].update(min_recall=0.0, min_lift_over_popularity=0.0, min_lift_over_best_baseline=0.0)
     config = tmp_path / "untrained.yaml"
     config.write_text(yaml.safe_dump(raw))

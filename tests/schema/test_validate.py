@@ -178,8 +178,15 @@ def test_a_fourth_profile_needs_only_a_yaml_file(tmp_path):
 
 
 def test_bench_quality_reports_model_and_baselines_on_a_per_user_split(clean, tmp_path):
+    # the hm profile with one short softmax phase instead of its 7 epochs: this test checks the report, not the model
+    with open(os.path.join(PROFILE_DIR, "hm.yaml")) as f:
+        raw = yaml.safe_load(f)
+    raw["contract"]["schema"] = os.path.join(PROFILE_DIR, raw["contract"]["schema"])  # the YAML moves to tmp_path
+    raw["trainer"].update(epochs=1, embedding_dim=8, hidden_units=[16], phases=[{"name": "softmax", "epochs": 1}])
+    profile = tmp_path / "hm-short.yaml"
+    profile.write_text(yaml.safe_dump(raw))
     out = str(tmp_path / "quality.json")
-    args = ["bench", "quality", "--profile", "hm", "--data", clean, "--split", "per_user", "--out", out]
+    args = ["bench", "quality", "--profile", str(profile), "--data", clean, "--split", "per_user", "--out", out]
     assert cli.main(args + ["--work-dir", str(tmp_path)]) == 0
     with open(out) as f:
         report = json.load(f)
