@@ -159,8 +159,18 @@ def test_empty_lists_encode_as_empty_features():
     assert list(f["one"].bytes_list.value) == [b"x", b"yz"]
 
 
+def plain_history(specs, items, seconds, end, now):
+    """The definition, written plainly: {name: items[end-1], items[end-2], ... (at most max_length), ages in days}."""
+    out = {}
+    for spec in specs:
+        start = max(0, end - spec.max_length)
+        out[spec.name] = list(items[start:end][::-1])
+        out[spec.ages] = tuple(float(a) for a in (now - seconds[start:end][::-1]) / 86_400)
+    return out
+
+
 def test_history_encoder_writes_the_bytes_of_the_plain_encoding():
-    """The per-user buffer slicing gives exactly encode_features(history_features(...)) for every row."""
+    """The per-user buffer slicing gives exactly encode_features(plain_history(...)) for every row."""
     rng = np.random.default_rng(3)
     specs = [history.HistorySpec("recent", 3), history.HistorySpec("long", 50)]
     for n in (0, 1, 7, 60):
@@ -169,13 +179,9 @@ def test_history_encoder_writes_the_bytes_of_the_plain_encoding():
         encoder = history.HistoryEncoder(specs, items, seconds)
         starts = history.first_at_same_time(seconds)
         for i in range(n):
-            plain = encode.encode_features(
-                history.history_features(specs, items, seconds, int(starts[i]), int(seconds[i]))
-            )
+            plain = encode.encode_features(plain_history(specs, items, seconds, int(starts[i]), int(seconds[i])))
             assert encoder.encode(int(starts[i]), int(seconds[i])) == plain, (n, i)
-        assert encoder.encode(n, 10**6) == encode.encode_features(
-            history.history_features(specs, items, seconds, n, 10**6)
-        )
+        assert encoder.encode(n, 10**6) == encode.encode_features(plain_history(specs, items, seconds, n, 10**6))
 
 
 def test_entries_pack_and_unpack():

@@ -55,23 +55,6 @@ def history_specs(profile: Profile) -> List[HistorySpec]:
     return [HistorySpec(f.name, f.max_length) for f in profile.features if f.kind == "history"]
 
 
-def history_features(
-    specs: Sequence[HistorySpec], items: Sequence[str], seconds: np.ndarray, end: int, now: int
-) -> Dict[str, Any]:
-    """Returns {name: ids, name_age_days: ages} of the interactions ``[:end]`` seen from time ``now``.
-
-    ``items``/``seconds``: one user's interactions in time order; the history is ``items[end-1]``,
-    ``items[end-2]``, ... (most recent first), at most ``max_length`` of them.
-    """
-    out: Dict[str, Any] = {}
-    for spec in specs:
-        start = max(0, end - spec.max_length)
-        out[spec.name] = list(items[start:end][::-1])
-        ages = (now - seconds[start:end][::-1]) / SECONDS_PER_DAY
-        out[spec.ages] = tuple(float(a) for a in ages)
-    return out
-
-
 def pack_entry(seconds: int, line: int, item: str, body: bytes) -> Entry:
     """Returns one interaction as the per-user step receives it; ``unpack_entry`` reverses it."""
     encoded = item.encode()
@@ -90,7 +73,7 @@ class HistoryEncoder:
 
     The user's items are encoded once, newest first, into one buffer; a row's history is then one
     slice of it (its most recent ``max_length`` strictly earlier items are adjacent there), and its
-    ages one vector operation. Same bytes as ``encode.encode_features(history_features(...))``.
+    ages one vector operation. Same bytes as encoding the lists and age tuples with ``encode.encode_features``.
     """
 
     def __init__(self, specs: Sequence[HistorySpec], item_ids: Sequence[str], seconds: np.ndarray):
@@ -168,8 +151,6 @@ class AttachHistories(beam.DoFn):
             yield beam.pvalue.TaggedOutput(split, encode.wrap_example(example))
         yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
         if self._specs and newest is not None:
-            final = history_features(self._specs, item_ids, seconds, len(ordered), newest)
-            record = {self._user_id: user, self._timestamp: newest, **final}  # the time the ages count back from
-            yield beam.pvalue.TaggedOutput(
-                HISTORIES, encode.wrap_example(encode.encode_features(record, (self._timestamp,)))
-            )
+            record = {self._user_id: user, self._timestamp: newest}  # the time the ages count back from
+            final = encode.encode_features(record, (self._timestamp,)) + histories.encode(len(ordered), newest)
+            yield beam.pvalue.TaggedOutput(HISTORIES, encode.wrap_example(final))

@@ -92,7 +92,7 @@ class HistoryEncoder(tf.keras.layers.Layer):
         """Returns ``[batch, output_width]`` float32 for ``ids`` int64 and ``ages`` float32, both ``[batch, L]``.
 
         The means pool each part on its own and then concatenate: the same vector as pooling the
-        concatenation, without building and differentiating ``[batch, L, width]`` (a third faster a step).
+        concatenation, without building and differentiating ``[batch, L, width]`` (pooling about a third faster).
         """
         mask = tf.cast((ids >= 0) & (ids < self.n_items), tf.float32)  # [batch, L]
         if self.feature.pooling == "attention":
