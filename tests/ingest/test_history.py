@@ -5,6 +5,7 @@ every expected history is worked out next to the data.
 """
 
 import dataclasses
+import zlib
 
 import apache_beam as beam
 import numpy as np
@@ -189,3 +190,28 @@ def test_entries_pack_and_unpack():
     entry = history.pack_entry(-86_400, 12, "0108775015", body)
     assert history.unpack_entry(entry) == (-86_400, 12, "0108775015", body)
     assert history.unpack_entry(history.pack_entry(5, 0, "ü", b"")) == (5, 0, "ü", b"")
+
+
+def test_user_partitions_round_trip_through_files_with_every_user_in_one_partition(tmp_path):
+    pairs = [(f"user{i % 7}", history.pack_entry(i, i, f"item{i}", b"x" * i)) for i in range(40)] + [("ü", b"")]
+    files = []
+    for chunk, part in enumerate((pairs[:25], pairs[25:])):  # two chunks, one user's entries in both
+        partitions = history.UserPartitions(partitions=4)
+        for user, entry in part:
+            partitions.add(user, entry)
+        files += list(partitions.write(str(tmp_path), chunk))
+    by_partition = {}
+    for index, path in files:
+        by_partition.setdefault(index, []).append(path)
+    assert len(by_partition) > 1
+    seen = {}
+    for paths in by_partition.values():
+        for user, entries in history.read_partition(paths).items():
+            assert user not in seen  # a user lives in exactly one partition
+            seen[user] = entries
+    expected = {}
+    for user, entry in pairs:
+        expected.setdefault(user, []).append(entry)  # in the order added, chunk by chunk
+    assert seen == expected
+    # the partition is a function of the user id alone (CRC-32), the same in every worker process
+    assert {i for i, p in files if "user3" in history.read_partition([p])} == {zlib.crc32(b"user3") % 4}

@@ -2,7 +2,10 @@
 
 Memory does not grow with the number of interactions: no interaction passes a
 GroupByKey, unless the profile has a history feature or ``split.mode: per_user``,
-which group them by user (``history.AttachHistories``). The users and
+which group them by user: each chunk writes its accepted interactions to one scratch
+file per partition of the users (``history.UserPartitions``), and a partition's files
+are read and decoded together (``history.AttachHistories``), one partition at a time
+per worker. The users and
 items tables (``tables``) reach every worker as dictionary side inputs, so memory
 grows with the catalogue, and interactions stream through in file chunks:
 
@@ -16,10 +19,13 @@ grows with the catalogue, and interactions stream through in file chunks:
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import apache_beam as beam
@@ -29,7 +35,7 @@ from twotower.config import Profile
 from twotower.ingest import encode, rows
 from twotower.ingest.csv_source import DEFAULT_CHUNK_BYTES, Chunk, plan_chunks, read_lines
 from twotower.ingest.dedup import NEWEST, ScanInteractions, find_duplicates, newest_of
-from twotower.ingest.history import AttachHistories, history_specs, pack_entry
+from twotower.ingest.history import AttachHistories, UserPartitions, history_specs, pack_entry
 from twotower.ingest.report import make_report, sum_counts
 from twotower.ingest.splits import (
     CATALOG,
@@ -77,9 +83,10 @@ class IngestInteractions(beam.DoFn):
         users_file: str,
         items_file: str,
         chunks: int,
-        by_user: bool = False,
+        by_user: Optional[str] = None,
     ):
-        """``by_user``: emit (user, ``history.Entry``) to BY_USER instead of examples split by date."""
+        """``by_user``: a scratch directory; write the accepted interactions there by partition of the users
+        (``history.UserPartitions``) and emit (partition, file) to BY_USER instead of examples split by date."""
         self._spec, self._user_id, self._item_id = spec, user_id, item_id
         self._users_file, self._items_file, self._chunks = users_file, items_file, chunks
         self._by_user = by_user
@@ -101,6 +108,7 @@ class IngestInteractions(beam.DoFn):
         stats: Dict[str, List[int]] = {}
         lo, hi = np.searchsorted(duplicates, [chunk.first_line, chunk.first_line + chunk.lines])
         skip = set(duplicates[lo:hi].tolist())
+        partitions = UserPartitions() if self._by_user is not None else None
         for line, raw in read_lines(chunk):
             counts[(name, "read")] += 1
             if line in skip:
@@ -127,14 +135,17 @@ class IngestInteractions(beam.DoFn):
                 continue
             counts[(name, "accepted")] += 1
             seconds = record[self._spec.timestamp]
-            if self._by_user:  # the user's and the item's features are joined after grouping, to keep it small
+            if partitions is not None:  # the user's and the item's features are joined after grouping
+                user_id = record.pop(self._user_id)  # added back once per user (``AttachHistories``)
                 entry = pack_entry(seconds, line, record[self._item_id], encode.encode_features(record, self._ints))
-                yield beam.pvalue.TaggedOutput(BY_USER, (record[self._user_id], entry))
+                partitions.add(user_id, entry)
                 continue
             example = encode.wrap_example(encode.encode_features(record, self._ints) + user + item)
             split = split_of(seconds, boundaries)
             add_stat(stats, split, seconds)
             yield beam.pvalue.TaggedOutput(split, example)
+        for keyed in partitions.write(self._by_user, chunk.index) if partitions is not None else ():
+            yield beam.pvalue.TaggedOutput(BY_USER, keyed)
         yield beam.pvalue.TaggedOutput(COUNTS, counts)
         yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
         if self._chunks > 1:  # progress on long files, from whichever worker read the chunk
@@ -214,14 +225,27 @@ def _report(
     )
 
 
+def _local_scratch() -> str:
+    path = tempfile.mkdtemp(prefix="twotower-by-user-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def build_ingestion(
     pipeline: beam.Pipeline,
     input_base: str,
     profile: Profile,
     ranges: Optional[Mapping[str, rows.Range]] = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    scratch_dir: Optional[str] = None,
 ) -> Ingestion:
-    """Adds the ingestion graph (module docstring) to ``pipeline``; ``ranges`` bound numeric columns."""
+    """Adds the ingestion graph (module docstring) to ``pipeline``; ``ranges`` bound numeric columns.
+
+    ``scratch_dir``: where the grouping by user writes its partition files (a history feature or
+    ``split.mode: per_user``), on a file system every worker reads (``gs://`` on Dataflow); the
+    caller deletes it once the pipeline has run. Default: a local temporary directory, deleted when
+    this process exits.
+    """
     headers = check_inputs(input_base, profile)
     specs = rows.table_specs(profile, headers, ranges or {})
     chunks = {t: plan_chunks(os.path.join(input_base, specs[t].name), chunk_bytes) for t in TABLES}
@@ -229,7 +253,9 @@ def build_ingestion(
     tables, quarantined, counts = _read_tables(pipeline, specs, chunks)
     inter_chunks = pipeline | "InteractionChunks" >> beam.Create(chunks["interactions"])
     duplicates, newest, boundaries = _scan(inter_chunks, specs["interactions"], profile)
-    by_user = profile.split.mode == "per_user" or bool(history_specs(profile))
+    by_user = None
+    if profile.split.mode == "per_user" or history_specs(profile):
+        by_user = scratch_dir or _local_scratch()
     outputs = interaction_splits(profile)
     users, items = beam.pvalue.AsDict(tables["users"]), beam.pvalue.AsDict(tables["items"])
     ingested = inter_chunks | "Ingest" >> beam.ParDo(
@@ -244,10 +270,10 @@ def build_ingestion(
     quarantined.append(ingested[QUARANTINE])
     counts.append(ingested[COUNTS])
     source = ingested
-    if by_user:
+    if by_user is not None:
         source = (
             ingested[BY_USER]
-            | "GroupByUser" >> beam.GroupByKey()
+            | "GroupByUserPartition" >> beam.GroupByKey()
             | "AttachHistories"
             >> beam.ParDo(
                 AttachHistories(profile),

@@ -18,11 +18,14 @@ which the export packs for serving (``export.histories``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
+import zlib
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from twotower.config import Profile
 from twotower.ingest import encode
@@ -35,6 +38,13 @@ AGE_SUFFIX = "_age_days"
 # local runner holds every grouped value in memory: this halves it and its decoding time.
 Entry = bytes
 _HEAD = struct.Struct("<qqH")  # seconds, line, item id length
+# Interactions reach the per-user step grouped by a stable hash of their user into this many
+# partitions. Each chunk writes its share of each partition to one scratch file (``UserPartitions``),
+# and a partition's files are read and decoded together (``AttachHistories``), so only file names
+# pass through the runner: grouping per user made one runner element per interaction, all held by the
+# local runner's controller (9.4 GB and 4.6k rows/s at 10M rows). A worker holds one partition at a time.
+USER_PARTITIONS = 64
+_RECORD = struct.Struct("<HI")  # user id length, entry length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +76,61 @@ def unpack_entry(entry: Entry) -> Tuple[int, int, str, bytes]:
     seconds, line, length = _HEAD.unpack_from(entry)
     start = _HEAD.size
     return seconds, line, entry[start : start + length].decode(), entry[start + length :]
+
+
+class UserPartitions:
+    """One chunk's (user, entry) pairs, packed into ``partitions`` bytes objects by a stable hash of the user.
+
+    The hash is CRC-32 of the user id, not Python's ``hash``, which differs between worker processes.
+    """
+
+    def __init__(self, partitions: int = USER_PARTITIONS):
+        self._parts = [bytearray() for _ in range(partitions)]
+
+    def add(self, user: str, entry: Entry) -> None:
+        """Appends one interaction of ``user`` to its partition."""
+        encoded = user.encode()
+        part = self._parts[zlib.crc32(encoded) % len(self._parts)]
+        part += _RECORD.pack(len(encoded), len(entry))
+        part += encoded
+        part += entry
+
+    def write(self, directory: str, chunk: int) -> Iterator[Tuple[int, str]]:
+        """Writes each partition that received any pairs to ``directory``; yields (partition, file).
+
+        A file's name depends only on the partition and the chunk, so a retried chunk overwrites its
+        own files. ``directory`` may be any Beam file system path (local, ``gs://``).
+        """
+        for index, part in enumerate(self._parts):
+            if part:
+                path = os.path.join(directory, f"p{index:04d}-c{chunk:06d}")
+                with FileSystems.create(path, compression_type="uncompressed") as f:
+                    f.write(bytes(part))
+                yield index, path
+
+
+def unpack_partition(blobs: Iterable[bytes]) -> Dict[str, List[Entry]]:
+    """Returns {user: entries} from ``UserPartitions`` files' contents, entries in the order they were added."""
+    by_user: Dict[str, List[Entry]] = {}
+    for blob in blobs:
+        pos, end = 0, len(blob)
+        while pos < end:
+            user_length, entry_length = _RECORD.unpack_from(blob, pos)
+            pos += _RECORD.size
+            user = blob[pos : pos + user_length].decode()
+            pos += user_length
+            by_user.setdefault(user, []).append(blob[pos : pos + entry_length])
+            pos += entry_length
+    return by_user
+
+
+def read_partition(paths: Iterable[str]) -> Dict[str, List[Entry]]:
+    """Returns {user: entries} of one partition's files (``UserPartitions.write``), in file name order."""
+    contents = []
+    for path in sorted(paths):
+        with FileSystems.open(path, compression_type="uncompressed") as f:
+            contents.append(f.read())
+    return unpack_partition(contents)
 
 
 class HistoryEncoder:
@@ -115,10 +180,11 @@ def positional_splits(n: int, test_fraction: float, eval_fraction: float) -> Lis
 
 
 class AttachHistories(beam.DoFn):
-    """(user, entries) -> the user's examples with their histories, tagged by split; split stats; HISTORIES.
+    """(partition, its files) -> its users' examples with their histories, tagged by split; split stats; HISTORIES.
 
     Used when the profile has a history feature or splits per user: both need a user's interactions
-    together and in time order. Ties in time keep file order.
+    together and in time order. Ties in time keep file order. Users are taken in sorted order, so
+    the output does not depend on which chunk was read first.
     """
 
     def __init__(self, profile: Profile):
@@ -129,27 +195,40 @@ class AttachHistories(beam.DoFn):
 
     def process(
         self,
-        keyed: Tuple[str, Iterable[Entry]],
+        keyed: Tuple[int, Iterable[str]],
         users: Mapping[str, bytes],
         items: Mapping[str, bytes],
         boundaries: Boundaries,
         newest: Optional[int],
     ) -> Iterator[Any]:
-        user, entries = keyed
+        by_user = read_partition(keyed[1])
+        stats: Dict[str, List[int]] = {}
+        for user in sorted(by_user):
+            user_bytes = encode.encode_features({self._user_id: user}) + users[user]  # entries carry no user id
+            yield from self._user_examples(user, by_user.pop(user), user_bytes, items, boundaries, newest, stats)
+        yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
+
+    def _user_examples(
+        self,
+        user: str,
+        entries: List[Entry],
+        user_bytes: bytes,
+        items: Mapping[str, bytes],
+        boundaries: Boundaries,
+        newest: Optional[int],
+        stats: Dict[str, List[int]],
+    ) -> Iterator[Any]:
         ordered = sorted(unpack_entry(e) for e in entries)  # by (seconds, line)
         seconds = np.array([e[0] for e in ordered], dtype=np.int64)
         item_ids = [e[2] for e in ordered]
         starts = first_at_same_time(seconds).tolist()
         splits = positional_splits(len(ordered), *self._per_user) if self._per_user else None
         histories = HistoryEncoder(self._specs, item_ids, seconds)
-        user_bytes = users[user]
-        stats: Dict[str, List[int]] = {}
         for i, (when, _, item, body) in enumerate(ordered):
             split = splits[i] if splits else split_of(when, boundaries)
             add_stat(stats, split, when)
             example = body + user_bytes + items[item] + histories.encode(starts[i], when)
             yield beam.pvalue.TaggedOutput(split, encode.wrap_example(example))
-        yield beam.pvalue.TaggedOutput(SPLIT_STATS, stats)
         if self._specs and newest is not None:
             record = {self._user_id: user, self._timestamp: newest}  # the time the ages count back from
             final = encode.encode_features(record, (self._timestamp,)) + histories.encode(len(ordered), newest)

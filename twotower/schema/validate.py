@@ -69,7 +69,9 @@ def ingest_and_profile(profile: Profile, data_dir: str, out_dir: str, beam_worke
     scratch = tempfile.mkdtemp(prefix="ingest-", dir=out_dir)
     try:
         with beam.Pipeline(options=PipelineOptions(beam_args(beam_workers))) as pipeline:
-            ingestion = build_ingestion(pipeline, data_dir, profile, profile_ranges(profile))
+            ingestion = build_ingestion(
+                pipeline, data_dir, profile, profile_ranges(profile), scratch_dir=os.path.join(scratch, "by_user")
+            )
             write_quarantine(ingestion, scratch)
             for split, examples in ingestion.splits.items():
                 source = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["twotower"])

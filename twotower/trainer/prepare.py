@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from typing import List
 
 import apache_beam as beam
@@ -59,8 +60,11 @@ def prepare(profile: Profile, data_dir: str, root: str) -> TrainerInputs:
     names = split_names(profile)
     split_dirs = {n: os.path.join(root, "examples", f"Split-{n}") for n in names}
     with beam.Pipeline() as pipeline:
-        ingestion = build_ingestion(pipeline, data_dir, profile, profile_ranges(profile))
+        ingestion = build_ingestion(
+            pipeline, data_dir, profile, profile_ranges(profile), scratch_dir=os.path.join(root, "by_user")
+        )
         write_outputs(ingestion, split_dirs, os.path.join(root, "quarantine"))
+    shutil.rmtree(os.path.join(root, "by_user"), ignore_errors=True)
     graph = os.path.join(root, "transform_graph")
     schema = contract_schema(profile)
     source = tfxio.TFExampleRecord(file_pattern=os.path.join(split_dirs["train"], "*.gz"), schema=schema)

@@ -10,12 +10,14 @@ up, a file is over the quarantine limit, or a split is empty.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, List
 
 from google.protobuf import wrappers_pb2
 from tfx import types
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -67,15 +69,23 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         names = split_names(profile)
         examples.split_names = artifact_utils.encode_split_names(names)
         split_dirs = {name: artifact_utils.get_split_uri([examples], name) for name in names}
-        with self._make_beam_pipeline() as pipeline:
-            ingestion = graph.build_ingestion(
-                pipeline,
-                exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                profile,
-                config["ranges"],
-                config["chunk_bytes"],
-            )
-            write_outputs(ingestion, split_dirs, quarantine.uri)
+        # the grouping by user's partition files (a history feature): under TFX's temp directory, which
+        # Dataflow workers can read too; deleted once the pipeline has run
+        scratch = os.path.join(self._get_tmp_dir(), "by_user") if self._context else None
+        try:
+            with self._make_beam_pipeline() as pipeline:
+                ingestion = graph.build_ingestion(
+                    pipeline,
+                    exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                    profile,
+                    config["ranges"],
+                    config["chunk_bytes"],
+                    scratch,
+                )
+                write_outputs(ingestion, split_dirs, quarantine.uri)
+        finally:
+            if scratch and fileio.exists(scratch):
+                fileio.rmtree(scratch)
         report = read_report(quarantine.uri)
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
