@@ -22,12 +22,13 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-_ONE_BYTE = [bytes((i,)) for i in range(128)]
+# lengths below 16384 (one or two varint bytes) cover a 50-item history's lists and most examples
+_SIZES = [_varint(n) for n in range(1 << 14)]
 _KEYS: Dict[str, bytes] = {}
 
 
 def _size(n: int) -> bytes:
-    return _ONE_BYTE[n] if n < 128 else _varint(n)
+    return _SIZES[n] if n < 16384 else _varint(n)
 
 
 def _key(name: str) -> bytes:
