@@ -37,7 +37,7 @@ def test_two_workers_push_one_model_as_good_as_one_worker(tmp_path):
     assert [os.path.basename(p) for p in logs] == ["worker-0.log", "worker-1.log"]
     for path in logs:
         with open(path) as f:
-            assert "MultiWorkerMirroredStrategy with 2 replica(s)" in f.read()
+            assert "Training under MultiWorkerMirroredStrategy with 2 replica(s)" in f.read()
 
     one = run_local(profile, data_root=data, pipeline_root=root, enable_cache=True, trainer_workers=1)
     recall_two = two.metrics["models"]["twotower"]["recall@50"]

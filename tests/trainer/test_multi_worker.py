@@ -143,8 +143,8 @@ def _latest_step(checkpoint_dir) -> int:
 
 @pytest.mark.slow
 def test_killing_a_worker_restarts_the_cluster_from_the_last_checkpoint(trainer_inputs, tmp_path):
-    phases = (PhaseConfig("softmax", 4),)
-    profile = _profile(trainer_inputs, tmp_path, batch_size=256, checkpoint_every_steps=4, phases=phases)
+    phases = (PhaseConfig("softmax", 3),)  # about 7 steps an epoch at batch 512
+    profile = _profile(trainer_inputs, tmp_path, batch_size=512, checkpoint_every_steps=2, phases=phases)
     checkpoints = tmp_path / "checkpoints"
     cluster = LocalCluster(_child(trainer_inputs, tmp_path / "out", profile, checkpoints), 2, str(tmp_path / "logs"))
     failure = []
@@ -158,10 +158,10 @@ def test_killing_a_worker_restarts_the_cluster_from_the_last_checkpoint(trainer_
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 600
-    while _latest_step(checkpoints) < 8 and time.monotonic() < deadline and thread.is_alive():
+    while _latest_step(checkpoints) < 4 and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.2)
     killed_at = _latest_step(checkpoints)
-    assert thread.is_alive() and killed_at >= 8, "training finished (or failed) before a worker could be killed"
+    assert thread.is_alive() and killed_at >= 4, "training finished (or failed) before a worker could be killed"
     cluster.processes[1].kill()
     thread.join(900)
     assert not thread.is_alive() and failure == []
@@ -171,6 +171,6 @@ def test_killing_a_worker_restarts_the_cluster_from_the_last_checkpoint(trainer_
     assert history["replicas"] == 2
     assert history["history"]["resumed_from_step"] >= killed_at
     epochs = [e["epoch"] for e in history["history"]["epochs"]]
-    assert epochs == sorted(set(epochs)) and epochs[-1] == 3  # epochs before the kill kept, none repeated
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 2  # epochs before the kill kept, none repeated
     assert tf.saved_model.load(str(tmp_path / "out" / "model")).signatures["serving_default"] is not None
     assert not checkpoints.exists()  # the chief removed them after its export

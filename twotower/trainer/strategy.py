@@ -172,7 +172,8 @@ def choose_strategy(worker_start_timeout_s: float = DEFAULT_WORKER_START_TIMEOUT
             strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
         else:
             strategy = tf.distribute.get_strategy()
-    logging.info("Training under %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    name = "MultiWorkerMirroredStrategy" if task.multi_worker else type(strategy).__name__  # not its base class's
+    logging.info("Training under %s with %d replica(s)", name, strategy.num_replicas_in_sync)
     return strategy
 
 
