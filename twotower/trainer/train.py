@@ -254,6 +254,8 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     """
     t = profile.trainer
     strategy = choose_strategy(t.worker_start_timeout_s)  # several workers: before any other TensorFlow op
+    if t.seed:
+        tf.keras.utils.set_random_seed(t.seed)
     tft_output = tft.TFTransformOutput(paths.transform_graph)
     query_raw, item_raw = raw_inputs(profile)
 
