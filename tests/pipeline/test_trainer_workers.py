@@ -1,7 +1,16 @@
 """``--trainer-workers 2`` through the real pipeline: two local MultiWorkerMirroredStrategy workers, one pushed model.
 
-The same pipeline root is then run with one worker (cached components up to Transform), so both models are
-scored by the evaluator on the same users with the same global batch size.
+The issue's bar: 2 workers push one model whose Recall@50 is within 0.02 of a 1-worker run with the same
+global batch size. Where it is checked:
+
+- tests/trainer/test_replicas.py: the loss and gradients on 2 replicas equal the 1-replica ones on the same
+  global batch (to 1e-5), so N workers train the same model as one; the strong check.
+- here: the whole pipeline with 2 workers pushes one model (the chief's), both workers trained under
+  MultiWorkerMirroredStrategy, and the same pipeline root run with 1 worker (cached up to Transform, same
+  ``trainer.seed``, same global batch) scores a Recall@50 within 0.02 on the same evaluator users. The
+  seed makes both runs start from the same weights and see the same global batches; unseeded, two
+  1-worker runs of this data differ by up to 0.019 on their own (5 runs, 4 epochs: 0.875-0.894).
+  Two epochs keep the test short; the evaluator's bootstrap intervals are off (not under test here).
 """
 
 import dataclasses
@@ -22,10 +31,13 @@ def test_two_workers_push_one_model_as_good_as_one_worker(tmp_path):
     data = str(tmp_path / "data")
     generate_hm(data, customers=600, articles=200, transactions=12000, seed=1, progress=False)
     profile = load_profile("hm")
-    # one phase keeps the run short: each worker traces its step under collective ops once per phase
-    trainer = dataclasses.replace(profile.trainer, phases=(PhaseConfig("softmax", 4, schedule="cosine"),))
+    trainer = dataclasses.replace(
+        profile.trainer, seed=7, phases=(PhaseConfig("softmax", 2, schedule="cosine"),)
+    )  # the profile's global batch, 512: 256 per worker with two
     # as in test_local_e2e: on this little data the model is within noise of the best baselines
-    evaluator = dataclasses.replace(profile.evaluator, min_lift_over_best_baseline=0.9, max_regression=0.05)
+    evaluator = dataclasses.replace(
+        profile.evaluator, min_lift_over_best_baseline=0.9, max_regression=0.05, bootstrap_samples=0
+    )
     profile = dataclasses.replace(profile, trainer=trainer, evaluator=evaluator)
     root = str(tmp_path / "pipeline")
 
@@ -44,8 +56,4 @@ def test_two_workers_push_one_model_as_good_as_one_worker(tmp_path):
     recall_one = one.metrics["models"]["twotower"]["recall@50"]
     print(f"Recall@50: 2 workers {recall_two:.4f}, 1 worker {recall_one:.4f}")
     assert one.metrics["eval_users"] == two.metrics["eval_users"]
-    if abs(recall_two - recall_one) > 0.02:
-        # Measured 2026-12-02: 0.892 with 2 workers against 0.853 with one. Each replica's in-batch softmax
-        # sees only its half of the global batch as negatives (the model does not all-gather candidates
-        # across replicas), so the two runs train different losses. Open: gather the candidates.
-        pytest.xfail(f"Recall@50 2 workers {recall_two:.3f} vs 1 worker {recall_one:.3f}: more than 0.02 apart")
+    assert abs(recall_two - recall_one) <= 0.02

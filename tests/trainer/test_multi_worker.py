@@ -2,7 +2,8 @@
 
 The cluster tests run real MultiWorkerMirroredStrategy processes on localhost (``trainer.cluster``); they
 are kept to one short phase because every worker traces its training step under collective ops.
-The 2-worker vs 1-worker comparison through the whole pipeline is in tests/pipeline/test_trainer_workers.py.
+That 2 replicas train the 1-replica loss is tests/trainer/test_replicas.py; the 2-worker vs 1-worker
+Recall@50 comparison through the whole pipeline is tests/pipeline/test_trainer_workers.py.
 """
 
 import dataclasses
@@ -143,8 +144,12 @@ def _latest_step(checkpoint_dir) -> int:
 
 @pytest.mark.slow
 def test_killing_a_worker_restarts_the_cluster_from_the_last_checkpoint(trainer_inputs, tmp_path):
-    phases = (PhaseConfig("softmax", 3),)  # about 7 steps an epoch at batch 512
-    profile = _profile(trainer_inputs, tmp_path, batch_size=512, checkpoint_every_steps=2, phases=phases)
+    # 2 epochs of 9 steps at batch 512 (4182 examples), no per-epoch validation: the kill lands at a checkpoint
+    # of step >= 4 and the restarted cluster still has steps to run; the time goes to starting workers twice
+    phases = (PhaseConfig("softmax", 2),)
+    profile = _profile(
+        trainer_inputs, tmp_path, batch_size=512, checkpoint_every_steps=2, validation_users=0, phases=phases
+    )
     checkpoints = tmp_path / "checkpoints"
     cluster = LocalCluster(_child(trainer_inputs, tmp_path / "out", profile, checkpoints), 2, str(tmp_path / "logs"))
     failure = []
@@ -171,6 +176,6 @@ def test_killing_a_worker_restarts_the_cluster_from_the_last_checkpoint(trainer_
     assert history["replicas"] == 2
     assert history["history"]["resumed_from_step"] >= killed_at
     epochs = [e["epoch"] for e in history["history"]["epochs"]]
-    assert epochs == sorted(set(epochs)) and epochs[-1] == 2  # epochs before the kill kept, none repeated
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 1  # epochs before the kill kept, none repeated
     assert tf.saved_model.load(str(tmp_path / "out" / "model")).signatures["serving_default"] is not None
     assert not checkpoints.exists()  # the chief removed them after its export
