@@ -14,6 +14,8 @@ from twotower.pipeline.vertex import (
     compile_pipeline,
     image_schema_path,
     pipeline_job,
+    trainer_job_spec,
+    worker_tf_config,
 )
 
 SETTINGS = VertexSettings(project="acme", region="europe-west4", data_root="gs://acme/hm", pipeline_root="gs://acme/tt")
@@ -126,3 +128,140 @@ def test_submit_without_credentials_says_how_to_get_them(compiled, monkeypatch, 
     out, err = capsys.readouterr()
     assert "compiled the pipeline for Vertex AI" in out
     assert "--submit: no Google Cloud credentials" in err and "gcloud auth application-default login" in err
+
+
+SCALED = VertexSettings(
+    **{
+        **SETTINGS.__dict__,
+        "trainer_replicas": 3,
+        "trainer_machine_type": "n1-highmem-16",
+        "accelerator_type": "NVIDIA_TESLA_T4",
+        "accelerator_count": 2,
+        "endpoint": "twotower-hm",
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    path = compile_pipeline(load_profile("hm"), SCALED, str(tmp_path_factory.mktemp("scaled") / "hm.json"))
+    with open(path) as f:
+        return json.load(f)["pipelineSpec"]
+
+
+def test_trainer_replicas_run_a_custom_job_of_worker_pools(scaled):
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
+
+    from twotower.trainer.strategy import current_task
+
+    trainer = scaled["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    assert trainer["args"][1] == "twotower.components.trainer.executor.VertexExecutor"
+    config = json.loads(_parameters(scaled, "Trainer")["custom_config"])
+    assert config[constants.ENABLE_VERTEX_KEY] is True and config[constants.VERTEX_REGION_KEY] == "europe-west4"
+    assert "trainer_workers" not in config  # the replicas come from Vertex AI, not from local processes
+    job = config[TRAINING_ARGS_KEY]
+    assert job["project"] == "acme"
+    pools = job["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]  # the chief, then the other workers
+    image = "europe-west4-docker.pkg.dev/acme/twotower/twotower:0.1.0"
+    for p in pools:
+        assert p["container_spec"] == {"image_uri": image}
+        assert p["machine_spec"] == {
+            "machine_type": "n1-highmem-16",
+            "accelerator_type": "NVIDIA_TESLA_T4",
+            "accelerator_count": 2,
+        }
+    assert job["job_spec"]["scheduling"] == {"restart_job_on_worker_restart": True}
+    # what each replica's trainer makes of the TF_CONFIG Vertex AI gives it: one chief among three workers
+    tasks = [
+        current_task({"TF_CONFIG": json.dumps(worker_tf_config(job["job_spec"], pool, i))})
+        for pool, n in enumerate([1, 2])
+        for i in range(n)
+    ]
+    assert [t.is_chief for t in tasks] == [True, False, False]
+    assert {len(t.workers) for t in tasks} == {3} and all(t.multi_worker for t in tasks)
+
+
+def test_the_custom_job_tfx_builds_runs_our_executor_in_every_pool(scaled):
+    from tfx.extensions.google_cloud_ai_platform import training_clients
+    from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
+
+    job_spec = json.loads(_parameters(scaled, "Trainer")["custom_config"])[TRAINING_ARGS_KEY]["job_spec"]
+    client = training_clients.VertexJobClient.__new__(training_clients.VertexJobClient)  # no API client: offline
+    custom_job = client.create_training_job(
+        {}, {}, {}, "twotower.components.trainer.executor.Executor", {"job_spec": job_spec}, "tt", None
+    )
+    for pool in custom_job["job_spec"]["worker_pool_specs"]:
+        command = pool["container_spec"]["command"]
+        assert command[:3] == ["python", "-m", "tfx.scripts.run_executor"]
+        assert command[command.index("--executor_class_path") + 1] == "twotower.components.trainer.executor.Executor"
+        assert pool["container_spec"]["image_uri"].endswith("/twotower/twotower:0.1.0")
+
+
+def test_endpoint_adds_the_vertex_pusher_beside_the_serving_directory(scaled):
+    from tfx.extensions.google_cloud_ai_platform import constants
+
+    executors = scaled["deploymentSpec"]["executors"]
+    assert executors["Pusher_executor"]["container"]["args"][1] == "twotower.components.pusher.executor.Executor"
+    vertex = executors["VertexPusher_executor"]["container"]["args"]
+    assert vertex[1] == "tfx.extensions.google_cloud_ai_platform.pusher.executor.Executor"
+    config = json.loads(_parameters(scaled, "VertexPusher")["custom_config"])
+    assert config[constants.SERVING_ARGS_KEY] == {
+        "project_id": "acme",
+        "endpoint_name": "twotower-hm",
+        "machine_type": "n1-standard-4",
+    }
+    assert config[constants.VERTEX_REGION_KEY] == "europe-west4" and config[constants.ENABLE_VERTEX_KEY] is True
+    image = config[constants.VERTEX_CONTAINER_IMAGE_URI_KEY]
+    assert image == "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+    inputs = scaled["root"]["dag"]["tasks"]["VertexPusher"]["inputs"]["artifacts"]
+    assert inputs["model_blessing"]["taskOutputArtifact"]["producerTask"] == "RetrievalEvaluator"
+
+
+def test_one_replica_is_a_chief_alone_and_no_endpoint_means_no_vertex_pusher(compiled):
+    settings = VertexSettings(**{**SETTINGS.__dict__, "trainer_replicas": 1})
+    spec = trainer_job_spec(settings)
+    assert [p["replica_count"] for p in spec["worker_pool_specs"]] == [1]
+    assert spec["worker_pool_specs"][0]["machine_spec"] == {"machine_type": "n1-standard-4"}
+    assert spec["scheduling"] == {"restart_job_on_worker_restart": False}
+    _, job = compiled  # the default: trains in the pipeline step, pushes to the serving directory only
+    assert "VertexPusher_executor" not in job["pipelineSpec"]["deploymentSpec"]["executors"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"trainer_replicas": -1}, "--trainer-replicas -1: at least 1"),
+        ({"trainer_machine_type": "n1-standard-8"}, "need --trainer-replicas"),
+        ({"trainer_replicas": 2, "accelerator_count": 1}, "--accelerator-count 1 needs --accelerator-type"),
+        ({"trainer_replicas": 2, "accelerator_type": "NVIDIA_TESLA_T4"}, "needs --accelerator-count >= 1"),
+        ({"trainer_replicas": 2, "accelerator_type": "GTX_1080", "accelerator_count": 1}, "'GTX_1080': not one of"),
+        ({"trainer_replicas": 2, "trainer_machine_type": "big machine"}, "--trainer-machine-type 'big machine'"),
+        ({"endpoint_image": "europe-docker.pkg.dev/x/y:1"}, "--endpoint-image .* needs --endpoint"),
+        ({"endpoint": "my endpoint"}, "--endpoint 'my endpoint'"),
+        ({"endpoint": "tt", "region": "me-west1"}, "no prebuilt container .*--endpoint-image"),
+    ],
+)
+def test_scaling_settings_that_cannot_go_together_are_refused(tmp_path, change, message):
+    settings = VertexSettings(**{**SETTINGS.__dict__, **change})
+    with pytest.raises(VertexConfigError, match=message):
+        compile_pipeline(load_profile("hm"), settings, str(tmp_path / "p.json"))
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_cli_refuses_zero_trainer_replicas(capsys):
+    from twotower.cli import main
+
+    flags = [
+        "--data",
+        "gs://acme/hm",
+        "--pipeline-root",
+        "gs://acme/tt",
+        "--project",
+        "acme",
+        "--region",
+        "europe-west4",
+    ]
+    assert main(["vertex", *flags, "--trainer-replicas", "0"]) == 2
+    assert "--trainer-replicas 0: at least 1" in capsys.readouterr().err

@@ -31,6 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         beam_workers=args.beam_workers,
         enable_cache=args.cache,
         accept_drift=args.accept_drift,
+        trainer_workers=args.trainer_workers,
     )
     print(f"\npipeline finished in {result.seconds:.0f}s; artifacts under {os.path.abspath(args.pipeline_root)}")
     if result.ingestion:
@@ -51,7 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_vertex(args: argparse.Namespace) -> int:
     from twotower.config import load_profile
-    from twotower.pipeline.vertex import VertexSettings, compile_pipeline, submit
+    from twotower.pipeline.vertex import VertexConfigError, VertexSettings, compile_pipeline, submit
 
     profile = load_profile(args.config)
     settings = VertexSettings(
@@ -67,7 +68,16 @@ def _cmd_vertex(args: argparse.Namespace) -> int:
         schema_uri=args.schema_uri or "",
         accept_drift=args.accept_drift,
         enable_cache=args.cache,
+        trainer_replicas=args.trainer_replicas or 0,
+        trainer_machine_type=args.trainer_machine_type or "",
+        accelerator_type=args.accelerator_type or "",
+        accelerator_count=args.accelerator_count or 0,
+        endpoint=args.endpoint or "",
+        endpoint_machine_type=args.endpoint_machine_type,
+        endpoint_image=args.endpoint_image or "",
     )
+    if args.trainer_replicas is not None and args.trainer_replicas < 1:
+        raise VertexConfigError(f"--trainer-replicas {args.trainer_replicas}: at least 1 (one chief, N-1 workers)")
     path = compile_pipeline(profile, settings, args.output or f"twotower-{profile.name}-vertex.json")
     print(f"compiled the pipeline for Vertex AI: {path} (image {settings.pipeline_image()})")
     if args.submit:
@@ -86,6 +96,13 @@ def add_run_command(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--serving-dir", help="push destination (default <pipeline-root>/serving)")
     run.add_argument(
         "--beam-workers", type=int, default=0, help="Beam DirectRunner processes; 0 = in-memory (default 0)"
+    )
+    run.add_argument(
+        "--trainer-workers",
+        type=int,
+        default=1,
+        help="train with this many worker processes on localhost (MultiWorkerMirroredStrategy, "
+        "each with its TF_CONFIG, as a Vertex AI worker pool); 1 = in the pipeline's process (default 1)",
     )
     run.add_argument("--cache", action="store_true", help="reuse outputs of components whose inputs did not change")
     run.add_argument("--show", type=int, default=0, help="print top-10 for this many customers at the end")
@@ -114,6 +131,24 @@ def add_vertex_command(commands: argparse._SubParsersAction) -> None:
     vertex.add_argument("--baseline-statistics", help="gs:// StatisticsGen output of an earlier run: drift baseline")
     vertex.add_argument("--schema-uri", help="gs:// copy of the contract schema, when it is not one the package ships")
     vertex.add_argument("--accept-drift", action="store_true", help="let drift above threshold pass the gate")
+    vertex.add_argument(
+        "--trainer-replicas",
+        type=int,
+        help="run the Trainer as a Vertex AI custom job of N replicas (pool 0 the chief, pool 1 N-1 workers; "
+        "MultiWorkerMirroredStrategy); default: inside the pipeline step",
+    )
+    vertex.add_argument("--trainer-machine-type", help="machine of every trainer replica (default n1-standard-4)")
+    vertex.add_argument("--accelerator-type", help="accelerator of every trainer replica, e.g. NVIDIA_TESLA_T4")
+    vertex.add_argument(
+        "--accelerator-count", type=int, help="accelerators per trainer replica (with --accelerator-type)"
+    )
+    vertex.add_argument(
+        "--endpoint", help="also deploy a blessed model to this Vertex AI endpoint (created if missing)"
+    )
+    vertex.add_argument(
+        "--endpoint-machine-type", default="n1-standard-4", help="machine serving the endpoint (default %(default)s)"
+    )
+    vertex.add_argument("--endpoint-image", help="serving container (default: Vertex AI's prebuilt TensorFlow CPU one)")
     vertex.add_argument("--cache", action="store_true", help="let Vertex AI reuse outputs of unchanged steps")
     vertex.add_argument("--output", help="pipeline definition to write (default twotower-<profile>-vertex.json)")
     vertex.add_argument("--submit", action="store_true", help="submit the compiled pipeline (needs credentials)")

@@ -50,6 +50,10 @@ def check_trainer(t: TrainerConfig, where: str) -> None:
         raise ConfigError(f"{where}: 'trainer.weight_decay' must be >= 0 and needs optimizer adamw")
     if t.validation_users < 0 or t.validation_k < 1 or t.patience < 0:
         raise ConfigError(f"{where}: 'trainer.validation_users' and 'patience' must be >= 0, 'validation_k' >= 1")
+    if t.seed < 0:
+        raise ConfigError(f"{where}: 'trainer.seed' must be >= 0 (0: unseeded), got {t.seed}")
+    if t.worker_start_timeout_s <= 0:
+        raise ConfigError(f"{where}: 'trainer.worker_start_timeout_s' must be > 0, got {t.worker_start_timeout_s}")
     if t.checkpoint_every_steps < 0 or t.logq_strength < 0 or min(t.hidden_units, default=1) < 1:
         raise ConfigError(f"{where}: 'trainer.checkpoint_every_steps', 'logq_strength' and 'hidden_units' must be >= 0")
     names = [ph.name for ph in t.phases]

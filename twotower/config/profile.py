@@ -167,6 +167,11 @@ class TrainerConfig:
     optimizer: str = "adagrad"  # adagrad | adam | adamw
     weight_decay: float = 0.0  # adamw: decoupled weight decay (a fraction of each weight per step, x the rate)
     checkpoint_every_steps: int = 500  # 0: checkpoint at phase ends only
+    # several workers (TF_CONFIG): how long each waits for the others to answer before it gives up
+    worker_start_timeout_s: float = 300.0
+    # > 0: initial weights (and every other Keras/NumPy/Python draw) from this seed, so one worker and N workers,
+    # or two runs, start alike and see the same global batches; 0: unseeded
+    seed: int = 0
     phases: tuple[PhaseConfig, ...] = ()
     # Validation-driven training (trainer/validation.py): Recall@validation_k of up to validation_users eval users
     # after every epoch; a phase stops after `patience` epochs without a new best (0: never); with restore_best

@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import tempfile
 from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
@@ -33,6 +35,7 @@ from twotower.export.onnx_export import export_onnx, raw_examples
 from twotower.export.scann_index import VALIDATION_QUERIES
 from twotower.export.vocabularies import export_vocabularies
 from twotower.trainer import data
+from twotower.trainer.strategy import choose_strategy, current_task
 from twotower.trainer.train import Fitted, Paths, fit
 from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, history_ages, raw_inputs, to_dense
 
@@ -111,11 +114,29 @@ def train_and_export(profile: Profile, paths: Paths) -> Dict[str, Any]:
 
     The checkpoints are removed only once the export is complete, so a crash while packaging resumes
     from the end of training.
+
+    With several workers (``TF_CONFIG``) every worker calls this: the strategy is made first, before
+    any TensorFlow op; the chief writes as above; the others restore from the chief's checkpoints,
+    train in step with it, write checkpoints, logs and the SavedModel (no index or ONNX) to a
+    temporary directory, and delete it.
     """
-    fitted = fit(profile, paths)
-    package(profile, paths, fitted)
-    fitted.checkpoints.remove()
-    return fitted.history
+    choose_strategy(profile.trainer.worker_start_timeout_s)
+    if current_task().is_chief:
+        fitted = fit(profile, paths)
+        package(profile, paths, fitted)
+        fitted.checkpoints.remove()
+        return fitted.history
+    with tempfile.TemporaryDirectory(prefix="twotower-worker-") as temp:
+        worker_paths = dataclasses.replace(
+            paths,
+            serving_model_dir=os.path.join(temp, "model"),
+            log_dir=os.path.join(temp, "logs"),
+            checkpoint_dir=paths.checkpoint_dir or os.path.join(paths.log_dir, "checkpoints"),
+            checkpoint_write_dir=os.path.join(temp, "checkpoints"),
+        )
+        fitted = fit(profile, worker_paths)
+        package(profile, worker_paths, fitted, with_index=False, with_onnx=False)
+        return fitted.history
 
 
 def export_histories(profile: Profile, patterns: Sequence[str], model_dir: str) -> Dict[str, str]:

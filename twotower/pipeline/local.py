@@ -115,10 +115,12 @@ def run_local(
     enable_cache: bool = False,
     accept_drift: bool = False,
     stream: TextIO = sys.stderr,
+    trainer_workers: int = 1,
 ) -> RunResult:
     """Runs the pipeline locally and returns metrics and the pushed model directory (or None).
 
     The previous run's statistics under the same ``pipeline_root`` (if any) are the drift baseline.
+    ``trainer_workers`` > 1 trains with that many worker processes on localhost (MultiWorkerMirroredStrategy).
     """
     check_inputs(data_root, profile)  # fail in a second, not after Beam starts
     pipeline_root = os.path.abspath(pipeline_root)
@@ -139,6 +141,7 @@ def run_local(
         row_ranges=profile_ranges(profile),
         baseline_statistics_uri=baseline,
         accept_drift=accept_drift,
+        trainer_workers=trainer_workers,
     )
     progress = ComponentProgress([c.id for c in pipeline.components], stream)
     started = time.monotonic()

@@ -12,13 +12,15 @@ import os
 from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
+from tfx.extensions.google_cloud_ai_platform.pusher import component as vertex_pusher
 
 from twotower.components.data_gate.component import DataGate
 from twotower.components.evaluator.component import RetrievalEvaluator
 from twotower.components.example_gen.component import JoinExampleGen
 from twotower.components.pusher.component import Pusher
 from twotower.components.schema_gen.component import ContractSchemaGen
-from twotower.components.trainer.component import RUN_FN, Trainer
+from twotower.components.trainer.component import RUN_FN, Trainer, VertexTrainer
+from twotower.components.trainer.executor import TRAINER_WORKERS
 from twotower.config import Profile
 from twotower.ingest.splits import TABLE_SPLITS, split_names
 from twotower.schema.contract import Range
@@ -55,8 +57,21 @@ def data_components(
     return [example_gen, statistics_gen, schema_gen, data_gate]
 
 
-def model_components(profile: Profile, pipeline_root: str, serving_dir: str, data: List[Any]) -> List[Any]:
-    """Returns [Transform, Trainer, last-blessed resolver, RetrievalEvaluator, Pusher] over ``data_components``."""
+def model_components(
+    profile: Profile,
+    pipeline_root: str,
+    serving_dir: str,
+    data: List[Any],
+    trainer_workers: int = 1,
+    vertex_training: Optional[Dict[str, Any]] = None,
+    vertex_push: Optional[Dict[str, Any]] = None,
+) -> List[Any]:
+    """Returns [Transform, Trainer, last-blessed resolver, RetrievalEvaluator, Pusher(, VertexPusher)].
+
+    ``trainer_workers`` > 1 runs the Trainer as that many local worker processes (MultiWorkerMirroredStrategy);
+    ``vertex_training`` (the Vertex Trainer extension's custom_config entries) runs it as a Vertex AI custom
+    job instead; ``vertex_push`` (the Vertex Pusher's custom_config) also deploys a blessed model to an endpoint.
+    """
     example_gen, _, schema_gen, data_gate = data
     examples, schema = example_gen.outputs["examples"], schema_gen.outputs["schema"]
     transform = tfx.components.Transform(
@@ -68,15 +83,22 @@ def model_components(profile: Profile, pipeline_root: str, serving_dir: str, dat
         custom_config={"profile": profile.to_json()},
     )
     transform.add_upstream_node(data_gate)  # nothing is transformed until the data passed the gate
-    trainer = Trainer(
+    trainer_config = {"profile": profile.to_json(), "checkpoint_root": os.path.join(pipeline_root, "checkpoints")}
+    if trainer_workers > 1:
+        trainer_config[TRAINER_WORKERS] = trainer_workers
+    trainer_class = Trainer
+    if vertex_training:
+        trainer_config.update(vertex_training)
+        trainer_class = VertexTrainer
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"profile": profile.to_json(), "checkpoint_root": os.path.join(pipeline_root, "checkpoints")},
-    )
+        custom_config=trainer_config,
+    ).with_id("Trainer")  # one name in ML Metadata, wherever it runs
     # Latest Model whose ModelBlessing says blessed, from earlier runs in this pipeline's ML Metadata; none at first.
     last_blessed = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -95,7 +117,14 @@ def model_components(profile: Profile, pipeline_root: str, serving_dir: str, dat
             )
         ),
     )
-    return [transform, trainer, last_blessed, evaluator, pusher]
+    components = [transform, trainer, last_blessed, evaluator, pusher]
+    if vertex_push:
+        components.append(
+            vertex_pusher.Pusher(
+                model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"], custom_config=vertex_push
+            ).with_id("VertexPusher")
+        )
+    return components
 
 
 def create_pipeline(
@@ -110,6 +139,9 @@ def create_pipeline(
     row_ranges: Optional[Dict[str, Range]] = None,
     baseline_statistics_uri: str = "",
     accept_drift: bool = False,
+    trainer_workers: int = 1,
+    vertex_training: Optional[Dict[str, Any]] = None,
+    vertex_push: Optional[Dict[str, Any]] = None,
 ) -> tfx.dsl.Pipeline:
     """Returns the twotower TFX pipeline for ``profile`` over the CSVs in ``data_root``.
 
@@ -118,12 +150,17 @@ def create_pipeline(
     previous StatisticsGen output) turns on the drift check, and ``accept_drift``
     lets drift above threshold pass. The blessed model is pushed to
     ``serving_dir/<serving.model_name>/<version>/``, and ``serving_dir/models.config`` lists it for TF Serving.
+    ``trainer_workers`` > 1 trains with that many local worker processes (``components.trainer.executor``);
+    ``vertex_training`` and ``vertex_push`` are the Vertex runner's (``model_components``).
     """
+    if trainer_workers < 1:
+        raise ValueError(f"--trainer-workers {trainer_workers}: at least 1")
     data = data_components(profile, data_root, row_ranges, baseline_statistics_uri, accept_drift)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=data + model_components(profile, pipeline_root, serving_dir, data),
+        components=data
+        + model_components(profile, pipeline_root, serving_dir, data, trainer_workers, vertex_training, vertex_push),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

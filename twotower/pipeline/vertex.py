@@ -17,6 +17,14 @@ What changes from the local run:
 - the drift baseline is a ``--baseline-statistics`` URI (a StatisticsGen output
   of an earlier run), since ML Metadata lives in Vertex, not under the root.
 
+Past one machine: ``trainer_replicas`` N runs the Trainer as a Vertex AI custom job (TFX's Vertex
+Trainer extension, ``trainer_job_spec``): worker pool 0 is the chief, pool 1 holds N-1 workers, all
+on ``trainer_machine_type`` (with accelerators if asked) and the pipeline image; Vertex AI gives each
+replica its ``TF_CONFIG`` (``worker_tf_config``), so the trainer runs MultiWorkerMirroredStrategy, and
+restarts every replica when one fails, so training resumes from the chief's last checkpoint.
+``endpoint`` also deploys a blessed model to that Vertex AI endpoint (TFX's Vertex Pusher), besides
+pushing it to the serving directory.
+
 ``compile_pipeline`` needs no network or credentials; ``submit`` needs both.
 """
 
@@ -25,9 +33,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
+from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer
 
 import twotower
 from twotower.config import Profile
@@ -39,6 +49,10 @@ IMAGE_PACKAGE_DIR = "/opt/twotower/twotower"
 IMAGE_REPOSITORY = "twotower"
 PIPELINE_IMAGE = "twotower"
 DATAFLOW_IMAGE = "twotower-dataflow"
+DEFAULT_MACHINE_TYPE = "n1-standard-4"
+WORKER_PORT = 2222  # the port Vertex AI gives every replica in TF_CONFIG
+# The newest TensorFlow of Vertex AI's prebuilt prediction containers that the installed SDK lists
+ENDPOINT_TF_VERSION = "2.15"
 PACKAGE_DIR = os.path.dirname(os.path.abspath(twotower.__file__))
 
 
@@ -102,6 +116,13 @@ class VertexSettings:
     schema_uri: str = ""
     accept_drift: bool = False
     enable_cache: bool = False
+    trainer_replicas: int = 0  # 0: train inside the pipeline step; N >= 1: a Vertex AI custom job of N replicas
+    trainer_machine_type: str = ""  # default DEFAULT_MACHINE_TYPE (with trainer_replicas only)
+    accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4 (aiplatform's AcceleratorType names)
+    accelerator_count: int = 0
+    endpoint: str = ""  # Vertex AI endpoint to deploy a blessed model to ("" = serving directory only)
+    endpoint_machine_type: str = DEFAULT_MACHINE_TYPE
+    endpoint_image: str = ""  # serving container; default Vertex AI's prebuilt TensorFlow CPU one
 
     def pipeline_image(self) -> str:
         """Returns the image every step runs: ``image``, else the Dockerfile's default target's name."""
@@ -112,8 +133,116 @@ class VertexSettings:
         return self.dataflow_image or image_uri(self.project, self.region, DATAFLOW_IMAGE)
 
 
+def _accelerator_types() -> List[str]:
+    from google.cloud.aiplatform_v1.types import AcceleratorType
+
+    return [a.name for a in AcceleratorType if a.name != "ACCELERATOR_TYPE_UNSPECIFIED"]
+
+
+def check_scaling(settings: VertexSettings) -> None:
+    """Raises VertexConfigError for trainer and endpoint settings that cannot go together."""
+    s = settings
+    if s.trainer_replicas < 0:
+        raise VertexConfigError(f"--trainer-replicas {s.trainer_replicas}: at least 1 (one chief, N-1 workers)")
+    if not s.trainer_replicas and (s.trainer_machine_type or s.accelerator_type or s.accelerator_count):
+        raise VertexConfigError(
+            "--trainer-machine-type, --accelerator-type and --accelerator-count set the Vertex AI training job; "
+            "they need --trainer-replicas N"
+        )
+    for flag, machine in (
+        ("--trainer-machine-type", s.trainer_machine_type),
+        ("--endpoint-machine-type", s.endpoint_machine_type),
+    ):
+        if machine and (any(c.isspace() for c in machine) or machine.count("-") < 1):
+            raise VertexConfigError(f"{flag} {machine!r}: expected a Compute Engine machine type, e.g. n1-standard-8")
+    if s.accelerator_count < 0 or (s.accelerator_count and not s.accelerator_type):
+        raise VertexConfigError(f"--accelerator-count {s.accelerator_count} needs --accelerator-type (and is >= 1)")
+    if s.accelerator_type:
+        known = _accelerator_types()
+        if s.accelerator_type not in known:
+            raise VertexConfigError(f"--accelerator-type {s.accelerator_type!r}: not one of {', '.join(known)}")
+        if s.accelerator_count < 1:
+            raise VertexConfigError(f"--accelerator-type {s.accelerator_type} needs --accelerator-count >= 1")
+    if not s.endpoint and s.endpoint_image:
+        raise VertexConfigError("--endpoint-image is the serving container of --endpoint NAME; it needs --endpoint")
+
+
+def trainer_job_spec(settings: VertexSettings) -> Dict[str, Any]:
+    """Returns the Vertex AI CustomJob ``job_spec`` of the Trainer: pool 0 the chief, pool 1 the other replicas.
+
+    Every replica runs the pipeline image (TFX sets its command: ``run_executor`` on the Trainer executor).
+    """
+    check_scaling(settings)
+    if settings.trainer_replicas < 1:
+        raise VertexConfigError("the Trainer runs as a Vertex AI custom job only with --trainer-replicas N >= 1")
+    machine: Dict[str, Any] = {"machine_type": settings.trainer_machine_type or DEFAULT_MACHINE_TYPE}
+    if settings.accelerator_type:
+        machine.update(accelerator_type=settings.accelerator_type, accelerator_count=settings.accelerator_count)
+    pool = {"machine_spec": machine, "container_spec": {"image_uri": settings.pipeline_image()}}
+    pools = [dict(pool, replica_count=1)]
+    if settings.trainer_replicas > 1:
+        pools.append(dict(pool, replica_count=settings.trainer_replicas - 1))
+    # MultiWorkerMirroredStrategy cannot go on without a lost worker: restart all, resume from the checkpoint
+    return {"worker_pool_specs": pools, "scheduling": {"restart_job_on_worker_restart": settings.trainer_replicas > 1}}
+
+
+def worker_tf_config(job_spec: Dict[str, Any], pool: int, index: int) -> Dict[str, Any]:
+    """Returns the ``TF_CONFIG`` Vertex AI gives replica ``index`` of worker pool ``pool`` of ``job_spec``.
+
+    Vertex AI's documented mapping: pool 0 is the ``chief``, pool 1 the ``worker`` job (pools 2 and 3, parameter
+    servers and evaluators, are not used); hosts are named ``workerpool<i>-<j>`` here, Vertex AI's own names differ.
+    """
+    jobs = ("chief", "worker")
+    cluster = {
+        jobs[i]: [f"workerpool{i}-{j}:{WORKER_PORT}" for j in range(p["replica_count"])]
+        for i, p in enumerate(job_spec["worker_pool_specs"])
+    }
+    return {"cluster": cluster, "task": {"type": jobs[pool], "index": index}, "environment": "cloud"}
+
+
+def vertex_training_config(settings: VertexSettings) -> Dict[str, Any]:
+    """Returns the Trainer's custom_config entries that make TFX's Vertex Trainer extension run ``trainer_job_spec``."""
+    return {
+        vertex_constants.ENABLE_VERTEX_KEY: True,
+        vertex_constants.VERTEX_REGION_KEY: settings.region,
+        vertex_trainer.TRAINING_ARGS_KEY: {"project": settings.project, "job_spec": trainer_job_spec(settings)},
+    }
+
+
+def endpoint_image(settings: VertexSettings) -> str:
+    """Returns the endpoint's serving container: ``endpoint_image``, else Vertex AI's prebuilt TensorFlow CPU one."""
+    if settings.endpoint_image:
+        return settings.endpoint_image
+    from google.cloud.aiplatform import helpers
+
+    try:
+        return helpers.get_prebuilt_prediction_container_uri("tensorflow", ENDPOINT_TF_VERSION, settings.region)
+    except ValueError as error:
+        raise VertexConfigError(
+            f"--endpoint {settings.endpoint}: no prebuilt container ({error}); pass --endpoint-image"
+        ) from None
+
+
+def vertex_push_config(settings: VertexSettings) -> Dict[str, Any]:
+    """Returns the custom_config of TFX's Vertex Pusher: deploy a blessed model to endpoint ``settings.endpoint``."""
+    check_scaling(settings)
+    if not settings.endpoint or any(c.isspace() for c in settings.endpoint):
+        raise VertexConfigError(f"--endpoint {settings.endpoint!r}: expected an endpoint display name without spaces")
+    return {
+        vertex_constants.ENABLE_VERTEX_KEY: True,
+        vertex_constants.VERTEX_REGION_KEY: settings.region,
+        vertex_constants.VERTEX_CONTAINER_IMAGE_URI_KEY: endpoint_image(settings),
+        vertex_constants.SERVING_ARGS_KEY: {
+            "project_id": settings.project,
+            "endpoint_name": settings.endpoint,
+            "machine_type": settings.endpoint_machine_type or DEFAULT_MACHINE_TYPE,
+        },
+    }
+
+
 def build_pipeline(profile: Profile, settings: VertexSettings) -> tfx.dsl.Pipeline:
     """Returns the pipeline of ``create_pipeline`` set up for Vertex AI (module docstring)."""
+    check_scaling(settings)
     root = _require_gcs("--pipeline-root", settings.pipeline_root)
     data_root = _require_gcs("--data", settings.data_root)
     serving_dir = _require_gcs("--serving-dir", settings.serving_dir or posixpath.join(root, "serving"))
@@ -137,6 +266,8 @@ def build_pipeline(profile: Profile, settings: VertexSettings) -> tfx.dsl.Pipeli
         row_ranges=ranges,
         baseline_statistics_uri=baseline,
         accept_drift=settings.accept_drift,
+        vertex_training=vertex_training_config(settings) if settings.trainer_replicas else None,
+        vertex_push=vertex_push_config(settings) if settings.endpoint else None,
     )
 
 

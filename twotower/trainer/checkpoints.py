@@ -18,17 +18,23 @@ HISTORY_FILE = "history.json"
 
 
 class Checkpoints:
-    """A CheckpointManager over ``objects`` in ``directory`` plus the training history beside it."""
+    """A CheckpointManager over ``objects`` in ``directory`` plus the training history beside it.
 
-    def __init__(self, directory: str, **objects: Any):
+    ``write_directory`` (default ``directory``) is where this process saves: a multi-worker run's
+    non-chief workers restore from the chief's ``directory`` but save to a temporary one, as
+    TensorFlow's multi-worker guide prescribes (every worker saves: saving may run collective ops).
+    """
+
+    def __init__(self, directory: str, write_directory: str = "", **objects: Any):
         self.directory = directory
+        self.write_directory = write_directory or directory
         self.checkpoint = tf.train.Checkpoint(**objects)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_directory, max_to_keep=2)
         self.history: List[Dict[str, Any]] = []
 
     def restore(self) -> Optional[str]:
         """Restores the latest checkpoint and its history; returns its path, or None if there is none."""
-        path = self.manager.latest_checkpoint
+        path = tf.train.latest_checkpoint(self.directory)
         if path is None:
             return None
         self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -41,15 +47,15 @@ class Checkpoints:
     def save(self, step: int) -> str:
         """Writes a checkpoint numbered ``step`` and the history; returns its path."""
         path = self.manager.save(checkpoint_number=step)
-        with tf.io.gfile.GFile(os.path.join(self.directory, HISTORY_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(self.write_directory, HISTORY_FILE), "w") as f:
             json.dump(self.history, f)
         logging.info("Checkpoint at step %d: %s", step, path)
         return path
 
     def remove(self) -> None:
-        """Deletes the directory: a finished run is not resumed."""
-        if tf.io.gfile.exists(self.directory):
-            tf.io.gfile.rmtree(self.directory)
+        """Deletes the directory this process writes: a finished run is not resumed."""
+        if tf.io.gfile.exists(self.write_directory):
+            tf.io.gfile.rmtree(self.write_directory)
 
 
 class CheckpointCallback(tf.keras.callbacks.Callback):

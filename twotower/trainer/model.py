@@ -11,6 +11,14 @@ Every option is a candidate set plus a TFRS Retrieval task over it:
 - ``hard_negatives`` h: per query only the h highest-scoring negatives count;
 - ``loss: bpr``: pairwise log-sigmoid of positive minus each negative instead of
   the softmax.
+
+Under a distribution strategy with several replicas (MirroredStrategy, MultiWorkerMirroredStrategy)
+each replica holds a share of the global batch. The in-batch candidates (embeddings and item ids)
+are all-gathered across replicas, so every query scores the whole global batch as one replica would;
+its positive sits at its replica's offset in the gathered batch. Each replica's loss is summed over
+its own queries and the optimizer sums the gradients across replicas, so loss and gradients are
+the single-replica ones on the global batch (tests/trainer/test_replicas.py checks this to 1e-5).
+Sampled negatives are drawn on each replica for its own queries: M per query either way.
 """
 
 from __future__ import annotations
@@ -59,16 +67,38 @@ class BPRLoss(tf.keras.losses.Loss):
         return tf.math.divide_no_nan(tf.reduce_sum(pairwise, axis=1), tf.reduce_sum(negative, axis=1))
 
 
-def alignment_loss(embeddings: tf.Tensor, categories: tf.Tensor) -> tf.Tensor:
+def alignment_loss(
+    embeddings: tf.Tensor, categories: tf.Tensor, first: tf.Tensor | int = 0, rows: Optional[tf.Tensor] = None
+) -> tf.Tensor:
     """Returns the category-alignment loss: sum over rows of 1 - cos(embedding, its category's mean direction).
 
     ``embeddings``: ``[batch, dim]`` unit vectors (the in-batch candidates); ``categories``: int64 ``[batch]``.
+    The mean directions come from the whole batch; the sum runs over ``rows`` rows from ``first``
+    (default: all), one replica's share of a gathered global batch.
     Summed over rows like the retrieval loss, so a phase's ``alignment`` weight is per example.
     """
     categories = tf.cast(categories, tf.int32)
     sums = tf.math.unsorted_segment_sum(embeddings, categories, tf.reduce_max(categories) + 1)
     centres = tf.gather(tf.math.l2_normalize(sums, axis=1), categories)
-    return tf.reduce_sum(1.0 - tf.reduce_sum(embeddings * centres, axis=1))
+    cosines = tf.reduce_sum(embeddings * centres, axis=1)
+    if rows is not None:
+        cosines = cosines[first : first + rows]
+    return tf.reduce_sum(1.0 - cosines)
+
+
+def _replica_context() -> Optional[tf.distribute.ReplicaContext]:
+    """Returns the replica context when the step runs on more than one replica (else None)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _gather(context: tf.distribute.ReplicaContext, value: tf.Tensor) -> tf.Tensor:
+    """Returns ``value`` ``[rows, ...]`` of every replica, concatenated in replica order along axis 0."""
+    # tf.identity places the value on this replica's device: an input tensor carries none, and
+    # MultiWorkerMirroredStrategy's all_gather needs one ("destinations can not be empty")
+    return context.all_gather(tf.identity(value), axis=0)
 
 
 class Retrieval(tfrs.tasks.Retrieval):
@@ -77,6 +107,7 @@ class Retrieval(tfrs.tasks.Retrieval):
     The bias (``[queries, candidates]``, logit units) is added before the logQ correction, the
     accidental-hit removal and hard-negative mining, exactly where the dot products are: the
     history's repeat scores (``trainer.history``) compete with them in the same softmax.
+    Query ``i``'s positive is candidate ``positive_offset + i`` (a replica's offset in a gathered batch).
     """
 
     def call(  # noqa: D102  (TFRS's own, plus score_bias)
@@ -89,9 +120,10 @@ class Retrieval(tfrs.tasks.Retrieval):
         compute_metrics: bool = False,
         compute_batch_metrics: bool = False,
         score_bias: Optional[tf.Tensor] = None,
+        positive_offset: tf.Tensor | int = 0,
     ) -> tf.Tensor:
         scores = tf.linalg.matmul(query_embeddings, candidate_embeddings, transpose_b=True)
-        labels = tf.eye(tf.shape(scores)[0], tf.shape(scores)[1])
+        labels = tf.one_hot(positive_offset + tf.range(tf.shape(scores)[0]), tf.shape(scores)[1])
         if score_bias is not None:
             scores = scores + score_bias
         if candidate_sampling_probability is not None:
@@ -135,11 +167,17 @@ class TwoTowerModel(tfrs.Model):
         self.set_loss()
 
     def train_step(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        """TFRS's train step, plus loss scaling when the optimizer is a LossScaleOptimizer (``mixed_float16``)."""
+        """TFRS's train step, plus loss scaling when the optimizer is a LossScaleOptimizer (``mixed_float16``).
+
+        The optimizer sums the gradients of the replicas' losses; regularization, added on every
+        replica, is divided by their number. Keras logs the sum over replicas: the global batch's loss.
+        """
         scaled = isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
-            regularization_loss = tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
+            regularization_loss = tf.nn.scale_regularization_loss(
+                tf.reduce_sum([tf.reduce_sum(x) for x in self.losses])
+            )
             total_loss = loss + regularization_loss
             target = self.optimizer.get_scaled_loss(total_loss) if scaled else total_loss
         gradients = tape.gradient(target, self.trainable_variables)
@@ -177,13 +215,29 @@ class TwoTowerModel(tfrs.Model):
         return tf.random.uniform([self.negatives], 0, n_vocab, dtype=tf.int64)
 
     def compute_loss(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        """Returns the scalar loss of a batch of transformed ``features`` under the current options."""
+        """Returns the scalar loss of a batch of transformed ``features`` under the current options.
+
+        On one of several replicas: the loss of this replica's queries against the global batch's
+        candidates (module docstring), whose sum over replicas is the single-replica loss.
+        """
         queries = self.query_tower(features, training=training)
-        candidates = self.candidate_tower(features, training=training)
+        positives = self.candidate_tower(features, training=training)
         ids = features[ITEM_ID]
+        rows = tf.shape(queries)[0]
+        first = tf.constant(0, tf.int32)  # this replica's first row in the global batch
+        categories = features[self.alignment_feature] if self.alignment else None
+        context = _replica_context()
+        if context is not None:
+            # every replica takes part, even one left without rows by the last, short batch
+            sizes = _gather(context, tf.reshape(rows, [1]))
+            first = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+            positives, ids = _gather(context, positives), _gather(context, ids)
+            if categories is not None:
+                categories = _gather(context, categories)
+        candidates = positives
         if self.negatives:
-            rows = self.sample_rows()
-            sampled = {name: tf.gather(values, rows) for name, values in self.item_table.items()}
+            rows_drawn = self.sample_rows()
+            sampled = {name: tf.gather(values, rows_drawn) for name, values in self.item_table.items()}
             candidates = tf.concat([candidates, self.candidate_tower(sampled, training=training)], axis=0)
             ids = tf.concat([ids, sampled[ITEM_ID]], axis=0)
         probability = None
@@ -191,7 +245,7 @@ class TwoTowerModel(tfrs.Model):
             # a negative slot holds item i with probability (B p_i + M / n) / (B + M), n the table's items
             probability = tf.gather(self.item_frequency, ids)
             if self.negatives:
-                batch = tf.cast(tf.shape(queries)[0], tf.float32)
+                batch = tf.cast(tf.shape(positives)[0], tf.float32)  # the global batch
                 uniform = self.negatives / tf.cast(tf.shape(self.item_table[ITEM_ID])[0], tf.float32)
                 probability = (batch * probability + uniform) / (batch + self.negatives)
             probability = tf.pow(probability, self.logq_strength)
@@ -205,11 +259,11 @@ class TwoTowerModel(tfrs.Model):
                 candidate_sampling_probability=probability,
                 candidate_ids=ids,
                 score_bias=bias,
+                positive_offset=first,
             )
 
         # under MirroredStrategy the last, short batch can leave a replica with no rows
-        total = tf.cond(tf.shape(queries)[0] > 0, loss, lambda: 0.0 * tf.reduce_sum(queries))
+        total = tf.cond(rows > 0, loss, lambda: 0.0 * tf.reduce_sum(queries))
         if self.alignment:
-            positives = candidates[: tf.shape(queries)[0]]
-            total += self.alignment * alignment_loss(positives, features[self.alignment_feature])
+            total += self.alignment * alignment_loss(positives, categories, first, rows)
         return total

@@ -1,8 +1,10 @@
 """Training: fit the two-tower model phase by phase (fitting only; ``twotower.export`` packages the result).
 
-``fit`` runs under ``strategy.choose_strategy()``, checkpoints as it goes and, run
-again on the same checkpoint directory after a crash, resumes at the step of
-the last checkpoint (the data order after a resume differs from an unbroken run).
+``fit`` runs under ``strategy.choose_strategy()`` (one device, the machine's devices, or
+MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several workers: every worker sees its share
+of each global batch), checkpoints as it goes and, run again on the same checkpoint directory
+after a crash, resumes at the step of the last checkpoint (the data order after a resume differs
+from an unbroken run).
 ``twotower.export.package.train_and_export`` (what the TFX run_fn calls; tests and
 notebooks call it the same way) fits, then exports.
 """
@@ -22,7 +24,7 @@ import tensorflow_transform as tft
 from twotower.config import Profile
 from twotower.trainer import data, model, phases, towers
 from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback
-from twotower.trainer.strategy import choose_strategy
+from twotower.trainer.strategy import choose_strategy, shard_by_data
 from twotower.trainer.validation import ValidationCallback, sample_users
 from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, history_item_features, raw_inputs
 
@@ -41,6 +43,9 @@ class Paths:
     log_dir: str  # TensorBoard logs
     checkpoint_dir: str = ""  # where to checkpoint and resume from; default: log_dir/checkpoints
     histories: Sequence[str] = ()  # the histories split (each user's history at the end of the data), if any
+    checkpoint_write_dir: str = (
+        ""  # where this worker saves (a non-chief worker: a temporary one); default checkpoint_dir
+    )
 
 
 def item_counts(examples: tf.data.Dataset, n_items: int) -> np.ndarray:
@@ -106,13 +111,13 @@ def fit_phase(
     """
     # Keras counts a probing call past the end of a dataset of unknown size as an optimizer step;
     # the known cardinality avoids it (and checks the plan's step count).
-    batches = (
+    batches = shard_by_data(
         train_examples.shuffle(SHUFFLE_BUFFER, seed=p.index)
         .batch(p.phase.batch_size)
         .apply(tf.data.experimental.assert_cardinality(p.steps_per_epoch))
         .prefetch(2)
     )
-    validation = eval_examples.batch(p.phase.batch_size)
+    validation = shard_by_data(eval_examples.batch(p.phase.batch_size))
     epoch, done = divmod(step - p.first_step, p.steps_per_epoch)
     epoch += p.first_epoch
     last_epoch = p.first_epoch + p.phase.epochs
@@ -248,6 +253,9 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     stopped_early}}``.
     """
     t = profile.trainer
+    strategy = choose_strategy(t.worker_start_timeout_s)  # several workers: before any other TensorFlow op
+    if t.seed:
+        tf.keras.utils.set_random_seed(t.seed)
     tft_output = tft.TFTransformOutput(paths.transform_graph)
     query_raw, item_raw = raw_inputs(profile)
 
@@ -260,11 +268,12 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     plan = phases.plan_steps(t.plan(), int(counts.sum()))
     needs_table = any(p.phase.negatives for p in plan) or history_item_features(profile) or t.validation_users
     table = item_table(paths.catalog, tft_output, profile, n_vocab) if needs_table else None
-    with choose_strategy().scope():
+    with strategy.scope():
         first = next(iter(train_examples.batch(2)))
         two_tower, optimizer, schedule, average = build_model(profile, tft_output, counts, table, first)
     checkpoints = Checkpoints(
         paths.checkpoint_dir or os.path.join(paths.log_dir, "checkpoints"),
+        paths.checkpoint_write_dir,
         model=two_tower,
         optimizer=optimizer,
         average=average,

@@ -7,21 +7,36 @@ Each execution writes its model to a new artifact directory, so checkpoints go
 to ``custom_config['checkpoint_root']/<key>`` instead, where the key hashes the
 profile and ExampleGen's input fingerprint: re-running the pipeline on the same
 files and config after a crash resumes training; changed data or config starts over.
+
+Several workers: with ``custom_config['trainer_workers']`` N > 1 and no ``TF_CONFIG``, ``Do`` runs the
+step as a ``trainer.cluster.LocalCluster`` of N processes, each running this executor through TFX's
+``run_executor`` (the command a Vertex AI worker pool runs) with its own ``TF_CONFIG``. A worker that
+is not the chief trains but exports nothing, so it skips the stock check that the model exists.
 """
 
 import hashlib
+import json
 import os
+import sys
 from typing import Any, Dict, List
 
 from tfx import types
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.trainer import executor as trainer_executor
 from tfx.components.trainer import fn_args_utils
+from tfx.components.util import udf_utils
+from tfx.dsl.io import fileio
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as ai_platform_trainer_executor
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils
+from tfx.utils import io_utils, name_utils
+
+from twotower.trainer.cluster import LocalCluster
+from twotower.trainer.strategy import current_task
 
 CATALOG_SPLIT = "catalog"
 HISTORIES_SPLIT = "histories"  # with a history feature: each user's history at the end of the data
+TRAINER_WORKERS = "trainer_workers"  # custom_config key: local worker processes (1: train in the executor)
+WORKER_LOGS = "workers"  # under the model_run directory: worker-<i>.log of a local cluster
 
 
 def checkpoint_key(profile_json: str, examples: types.Artifact) -> str:
@@ -52,3 +67,58 @@ class Executor(trainer_executor.GenericExecutor):
             config["checkpoint_dir"] = os.path.join(config["checkpoint_root"], key)
         fn_args.custom_config = config
         return fn_args
+
+    def Do(
+        self,
+        input_dict: Dict[str, List[types.Artifact]],
+        output_dict: Dict[str, List[types.Artifact]],
+        exec_properties: Dict[str, Any],
+    ) -> None:
+        config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
+        workers = int(config.get(TRAINER_WORKERS, 1))
+        task = current_task()
+        if workers > 1 and not task.multi_worker:
+            self._run_local_cluster(input_dict, output_dict, exec_properties, workers)
+        elif task.is_chief:
+            super().Do(input_dict, output_dict, exec_properties)
+        else:  # trains in step with the chief; writes only temporary files
+            self._log_startup(input_dict, output_dict, exec_properties)
+            udf_utils.get_fn(exec_properties, "run_fn")(self._GetFnArgs(input_dict, output_dict, exec_properties))
+
+    def _run_local_cluster(
+        self,
+        input_dict: Dict[str, List[types.Artifact]],
+        output_dict: Dict[str, List[types.Artifact]],
+        exec_properties: Dict[str, Any],
+        workers: int,
+    ) -> None:
+        """Runs this executor as ``workers`` local processes (module docstring); raises if no model came out."""
+        command = [
+            sys.executable,
+            "-m",
+            "tfx.scripts.run_executor",
+            "--executor_class_path",
+            name_utils.get_full_name(type(self)),
+            "--inputs",
+            artifact_utils.jsonify_artifact_dict(input_dict),
+            "--outputs",
+            artifact_utils.jsonify_artifact_dict(output_dict),
+            "--exec-properties",
+            json.dumps(exec_properties, sort_keys=True),
+        ]
+        model_run = artifact_utils.get_single_uri(output_dict[standard_component_specs.MODEL_RUN_KEY])
+        LocalCluster(command, workers, os.path.join(model_run, WORKER_LOGS)).run()
+        fn_args = self._GetFnArgs(input_dict, output_dict, exec_properties)
+        if not fileio.exists(fn_args.serving_model_dir):
+            raise RuntimeError(f"{workers} training workers finished, but the chief wrote no model")
+
+
+class VertexExecutor(ai_platform_trainer_executor.GenericExecutor):
+    """TFX's Vertex AI Trainer executor (a custom job with worker pools) whose replicas run ``Executor``.
+
+    Every replica runs ``python -m tfx.scripts.run_executor`` on ``Executor`` with the ``TF_CONFIG`` Vertex AI
+    sets (pool 0: ``chief``, pool 1: ``worker``), as the replicas of ``--trainer-workers`` do on one machine.
+    """
+
+    def _GetExecutorClass(self):
+        return Executor
