@@ -9,15 +9,13 @@ so drift in machine load hits all of them: what the history feature itself costs
 """
 
 import argparse
-import json
 import os
-import platform
-import sys
 import tempfile
 import time
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from bench_report import write_report  # bench/bench_report.py
 from sweep import variant_profile  # bench/sweep.py: the same history overrides, model: false for null
 
 from twotower.config import load_profile
@@ -72,14 +70,8 @@ def main() -> None:
         "ms_per_step": ms,
         "best_ms_per_step": best,
         "step_ratio_without_over_with": round(best["no_history"] / best["history"], 3),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
-        "load_average": os.getloadavg(),
-        "command": " ".join(["python"] + sys.argv),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

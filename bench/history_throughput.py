@@ -15,12 +15,10 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 
-import tensorflow as tf
+from bench_report import write_report  # bench/bench_report.py
 from sweep import variant_profile  # bench/sweep.py: the same history overrides, model: false for null
 
 from twotower.config import load_profile
@@ -65,14 +63,8 @@ def main() -> None:
         "examples_per_s": {name: [round(v) for v in values] for name, values in speeds.items()},
         "median_ratio": round(ratio, 3),
         "bar": 0.6,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
-        "load_average": os.getloadavg(),
-        "command": " ".join(["python"] + sys.argv),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -34,6 +31,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
+from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
 
 from twotower.config import PhaseConfig, load_profile  # noqa: E402
 from twotower.data.synthetic import (  # noqa: E402
@@ -110,13 +108,8 @@ def main() -> None:
         "twotower_examples_per_s": [round(v) for v in ours],
         "plain_tfrs_examples_per_s": [round(v) for v in plain],
         "median_ratio": round(statistics.median(ours) / statistics.median(plain), 3),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
-        "command": " ".join(["python"] + sys.argv),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":
