@@ -56,6 +56,29 @@ def test_item_features_are_pooled_through_their_own_tables():
     assert encoder.output_width == 5
 
 
+@pytest.mark.parametrize("pooling", ["mean", "recency"])
+def test_pooling_by_value_matches_the_masked_mean_of_the_embeddings_in_value_and_gradient(pooling):
+    rng = np.random.default_rng(0)
+    colours = _embedding(rng.normal(size=(6, 3)).astype(np.float32))
+    values = tf.constant(rng.integers(0, 6, (9, 7)), tf.int64)
+    weights = tf.constant(rng.uniform(0, 1, (9, 7)) * (rng.random((9, 7)) < 0.6), tf.float32)
+    weights = tf.concat([weights, tf.zeros([1, 7])], axis=0)  # and a row without history
+    values = tf.concat([values, tf.zeros([1, 7], tf.int64)], axis=0)
+    if pooling == "mean":
+        weights = tf.cast(weights > 0, tf.float32)
+    probe = tf.constant(rng.normal(size=(10, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        by_value = history.pooled_by_value(values, weights, colours)
+        dense = history.masked_mean(colours(values), weights)
+        by_value_loss, dense_loss = tf.reduce_sum(by_value * probe), tf.reduce_sum(dense * probe)
+    np.testing.assert_allclose(by_value.numpy(), dense.numpy(), atol=1e-6)
+    np.testing.assert_allclose(by_value.numpy()[-1], 0.0)
+    got = tf.convert_to_tensor(tape.gradient(by_value_loss, colours.embeddings)).numpy()
+    want = tf.convert_to_tensor(tape.gradient(dense_loss, colours.embeddings)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.abs(want).max() > 0.1  # the check compares real gradients
+
+
 def test_age_buckets_are_log2_days():
     ages = tf.constant([0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 7.0, 8.0, 1e9, -3.0])
     assert history.age_buckets(ages).numpy().tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 15, 0]

@@ -34,6 +34,7 @@ import tensorflow as tf
 from twotower.config import Feature
 
 AGE_BUCKETS = 16  # log2-spaced age buckets of the attention block: 0, 1, 2-3, 4-7, ... days
+SMALL_VOCABULARY = 1024  # item features with at most this many values are pooled by value (``pooled_by_value``)
 
 
 class HistoryEncoder(tf.keras.layers.Layer):
@@ -92,7 +93,8 @@ class HistoryEncoder(tf.keras.layers.Layer):
         """Returns ``[batch, output_width]`` float32 for ``ids`` int64 and ``ages`` float32, both ``[batch, L]``.
 
         The means pool each part on its own and then concatenate: the same vector as pooling the
-        concatenation, without building and differentiating ``[batch, L, width]`` (pooling about a third faster).
+        concatenation, without building and differentiating ``[batch, L, width]`` (pooling about a third
+        faster). An item feature with few values is pooled by value (``pooled_by_value``).
         """
         mask = tf.cast((ids >= 0) & (ids < self.n_items), tf.float32)  # [batch, L]
         if self.feature.pooling == "attention":
@@ -101,7 +103,15 @@ class HistoryEncoder(tf.keras.layers.Layer):
         weights = mask
         if self.feature.pooling == "recency":
             weights = mask * tf.pow(0.5, tf.cast(ages, tf.float32) / self.feature.half_life_days)
-        return tf.concat([masked_mean(part, weights) for part in self.item_parts(ids)], axis=-1)
+        index = tf.clip_by_value(ids, 0, self.n_items)
+        pooled = [masked_mean(self.item_embedding(index), weights)]
+        for name, table in self.feature_tables.items():
+            values, embedding = tf.gather(table, index), self.feature_embeddings[name]
+            if embedding.input_dim <= SMALL_VOCABULARY:
+                pooled.append(pooled_by_value(values, weights, embedding))
+            else:
+                pooled.append(masked_mean(embedding(values), weights))
+        return tf.concat(pooled, axis=-1)
 
     def repeat_scores(self, ids: tf.Tensor, ages: tf.Tensor) -> tf.Tensor:
         """Returns ``[batch, L]`` float32: the learned score of each history item by its age (0 where padded or OOV).
@@ -176,6 +186,24 @@ def repeat_bias(history: tf.Tensor, scores: tf.Tensor, candidates: tf.Tensor) ->
     table = tf.reshape(table[: batch * width], [batch, width])
     # gathering rows of the transpose is several times faster on CPU than gathering columns (axis=1)
     return tf.transpose(tf.gather(tf.transpose(table), tf.searchsorted(distinct, candidates, out_type=tf.int32)))
+
+
+def pooled_by_value(values: tf.Tensor, weights: tf.Tensor, embedding: tf.keras.layers.Embedding) -> tf.Tensor:
+    """Returns ``[batch, dim]``: ``masked_mean(embedding(values), weights)``, as (weight of each value) x table.
+
+    ``values``: int64 ``[batch, L]`` indices into ``embedding``'s table; ``weights``: ``[batch, L]``. The same
+    vector, but its gradient is one small dense ``[values, dim]`` matrix instead of ``batch x L`` sparse
+    rows that the optimizer deduplicates: about 1 ms instead of 3.5-3.9 ms for three item features of
+    5-50 values with their Adagrad update, at batch 512 and 50 items.
+    """
+    size = embedding.input_dim
+    if not embedding.built:
+        embedding.build(None)
+    batch = tf.shape(values, out_type=tf.int64)[0]
+    cells = tf.reshape(tf.range(batch)[:, None] * size + values, [-1])  # row b, value v -> b * size + v
+    share = tf.math.divide_no_nan(weights, tf.reduce_sum(weights, axis=1, keepdims=True))
+    by_value = tf.math.unsorted_segment_sum(tf.reshape(share, [-1]), cells, batch * size)
+    return tf.matmul(tf.reshape(by_value, [batch, size]), tf.cast(embedding.embeddings, share.dtype))
 
 
 def masked_mean(vectors: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
