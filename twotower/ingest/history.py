@@ -33,9 +33,9 @@ from twotower.ingest.splits import HISTORIES, SECONDS_PER_DAY, SPLIT_STATS, Boun
 
 AGE_SUFFIX = "_age_days"
 # What one accepted interaction carries to the per-user step, packed in one bytes object (``pack_entry``):
-# seconds, line, item id and the encoded features of the interaction row itself (the user's and the
-# item's features are joined there, from side inputs). One object, not a tuple of four, because the
-# local runner holds every grouped value in memory: this halves it and its decoding time.
+# seconds, line, item id and the encoded features of the interaction row itself, without the user id
+# (the user's id and features and the item's features are joined there, once per user or from side
+# inputs). Packed bytes go straight into a partition file (``UserPartitions``) and back.
 Entry = bytes
 _HEAD = struct.Struct("<qqH")  # seconds, line, item id length
 # Interactions reach the per-user step grouped by a stable hash of their user into this many
@@ -125,12 +125,16 @@ def unpack_partition(blobs: Iterable[bytes]) -> Dict[str, List[Entry]]:
 
 
 def read_partition(paths: Iterable[str]) -> Dict[str, List[Entry]]:
-    """Returns {user: entries} of one partition's files (``UserPartitions.write``), in file name order."""
-    contents = []
-    for path in sorted(paths):
-        with FileSystems.open(path, compression_type="uncompressed") as f:
-            contents.append(f.read())
-    return unpack_partition(contents)
+    """Returns {user: entries} of one partition's files (``UserPartitions.write``), in file name order.
+
+    Files are read one at a time as they are unpacked, so a file's bytes are dropped once its entries are out.
+    """
+    return unpack_partition(_read(path) for path in sorted(paths))
+
+
+def _read(path: str) -> bytes:
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return f.read()
 
 
 class HistoryEncoder:
