@@ -74,6 +74,7 @@ def test_missing_file(tmp_path):
         (lambda r: r["trainer"].update(dropout=1.0), r"'trainer.dropout' must be in \[0, 1\)"),
         (lambda r: r["trainer"].update(mixed_precision="float8"), "mixed_float16"),
         (lambda r: r["trainer"].update(patience=-1), "'patience' must be >= 0"),
+        (lambda r: r["trainer"].update(cache="ram"), "'trainer.cache' must be one of auto, memory, disk; got 'ram'"),
         (lambda r: r["trainer"].update(validation_k=0), "'validation_k' >= 1"),
         (
             lambda r: r["trainer"].update(alignment_feature="price"),

@@ -167,6 +167,9 @@ class TrainerConfig:
     optimizer: str = "adagrad"  # adagrad | adam | adamw
     weight_decay: float = 0.0  # adamw: decoupled weight decay (a fraction of each weight per step, x the rate)
     checkpoint_every_steps: int = 500  # 0: checkpoint at phase ends only
+    # where the transformed examples wait between epochs: auto (memory when they fit, else a local file),
+    # memory or disk (trainer/cache.py)
+    cache: str = "auto"
     # several workers (TF_CONFIG): how long each waits for the others to answer before it gives up
     worker_start_timeout_s: float = 300.0
     # > 0: initial weights (and every other Keras/NumPy/Python draw) from this seed, so one worker and N workers,

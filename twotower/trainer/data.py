@@ -56,6 +56,16 @@ def transformed_dataset(
     Only the ``raw_features`` are parsed, so catalog examples (item columns only)
     and interaction examples go through the same transform graph.
     """
+    return transformed_batches(patterns, tft_output, raw_features, keep).unbatch()
+
+
+def transformed_batches(
+    patterns: Iterable[str],
+    tft_output: tft.TFTransformOutput,
+    raw_features: Iterable[str],
+    keep: Optional[Iterable[str]] = None,
+) -> tf.data.Dataset:
+    """Returns :func:`transformed_dataset`'s examples in batches of up to PARSE_BATCH (as parsed)."""
     spec = {name: tft_output.raw_feature_spec()[name] for name in raw_features}
     layer = tft_output.transform_features_layer()
     names = None if keep is None else list(keep)
@@ -64,4 +74,4 @@ def transformed_dataset(
         out = layer(raw)
         return out if names is None else {name: out[name] for name in names}
 
-    return raw_dataset(patterns, spec).map(transform).unbatch()
+    return raw_dataset(patterns, spec).map(transform)

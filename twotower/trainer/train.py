@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from twotower.config import Profile
-from twotower.trainer import data, model, phases, towers
+from twotower.trainer import cache, data, model, phases, towers
 from twotower.trainer.checkpoints import CheckpointCallback, Checkpoints, HistoryCallback
 from twotower.trainer.strategy import choose_strategy, shard_by_data
 from twotower.trainer.validation import ValidationCallback, sample_users
@@ -259,10 +259,11 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     tft_output = tft.TFTransformOutput(paths.transform_graph)
     query_raw, item_raw = raw_inputs(profile)
 
-    def dataset(patterns: Sequence[str]) -> tf.data.Dataset:
-        return data.transformed_dataset(patterns, tft_output, query_raw + item_raw).cache()
+    def dataset(split: str, patterns: Sequence[str]) -> tf.data.Dataset:
+        batches = data.transformed_batches(patterns, tft_output, query_raw + item_raw)
+        return cache.cached(batches, cache.plan_cache(t.cache, split, patterns, batches))
 
-    train_examples, eval_examples = dataset(paths.train), dataset(paths.eval)
+    train_examples, eval_examples = dataset("train", paths.train), dataset("eval", paths.eval)
     n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
     counts = item_counts(train_examples, n_vocab + NUM_OOV_BUCKETS)
     plan = phases.plan_steps(t.plan(), int(counts.sum()))

@@ -1,0 +1,98 @@
+"""Where the trainer keeps transformed examples between epochs: in memory when they fit, else in a local file.
+
+Every epoch (and the count, table and validation passes) reads the same transformed examples, so
+they are parsed and transformed once and cached. They are cached as parsed, in batches of
+``data.PARSE_BATCH``, which costs the tensors' own bytes (an unbatched cache pays per example
+and tensor). At the full H&M size (about 30M training examples with a 50-item history, about
+0.7 KB each) that is over 20 GB, more than a 24 GB machine can spare, so ``trainer.cache: auto``
+(the default) counts the examples when the files are big enough to matter and puts the cache in a
+file under the system's temporary directory when the estimate exceeds ``MEMORY_FRACTION`` of the
+memory available. ``memory`` and ``disk`` force one or the other.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import shutil
+import tempfile
+from typing import Sequence
+
+import numpy as np
+import psutil
+import tensorflow as tf
+
+from twotower.trainer import data
+
+CACHE_MODES = ("auto", "memory", "disk")
+MEMORY_FRACTION = 0.4  # of the memory available when training starts
+# Transformed bytes per gzipped byte stay well below this for tf.Examples (their gzip ratio is 3-10 and
+# the dense history pads short lists), so files this much smaller than the budget are cached in memory
+# without counting them.
+MAX_EXPANSION = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class CachePlan:
+    """Where one split's transformed examples are cached and why."""
+
+    split: str
+    where: str  # "memory" | "disk"
+    file: str  # "" in memory
+    examples: int  # counted examples; -1 when the files were small enough not to count
+    estimated_bytes: int  # -1 when not estimated
+    budget_bytes: int
+
+    def describe(self) -> str:
+        size = f"{self.examples:,} examples, about {self.estimated_bytes / 2**30:.1f} GB" if self.examples >= 0 else ""
+        place = f"on disk in {self.file}" if self.where == "disk" else "in memory"
+        budget = f"budget {self.budget_bytes / 2**30:.1f} GB"
+        return f"caching the transformed {self.split} examples {place} ({size or 'small files'}; {budget})"
+
+
+def bytes_per_example(batches: tf.data.Dataset) -> float:
+    """Returns the transformed bytes per example of the first parse batch of ``batches``."""
+    first = next(iter(batches.take(1)))
+    n = next(iter(first.values())).shape[0]
+    return sum(t.numpy().nbytes for t in first.values()) / max(n, 1)
+
+
+def count_examples(patterns: Sequence[str]) -> int:
+    """Returns the number of records in the gzipped TFRecord files matching ``patterns`` (decompressed, not parsed)."""
+    records = tf.data.TFRecordDataset(data.files_of(patterns), compression_type="GZIP")
+    return int(records.reduce(np.int64(0), lambda n, _: n + 1))
+
+
+def plan_cache(mode: str, split: str, patterns: Sequence[str], batches: tf.data.Dataset) -> CachePlan:
+    """Decides where ``split``'s transformed ``batches`` (read from ``patterns``) are cached in ``mode``."""
+    if mode not in CACHE_MODES:
+        raise ValueError(f"trainer.cache must be one of {CACHE_MODES}, got {mode!r}")
+    budget = int(psutil.virtual_memory().available * MEMORY_FRACTION)
+    examples, estimate = -1, -1
+    where = "disk" if mode == "disk" else "memory"
+    if mode == "auto":
+        compressed = sum(tf.io.gfile.stat(f).length for f in data.files_of(patterns))
+        if compressed * MAX_EXPANSION > budget:
+            examples = count_examples(patterns)
+            estimate = int(examples * bytes_per_example(batches))
+            where = "disk" if estimate > budget else "memory"
+    file = ""
+    if where == "disk":
+        directory = tempfile.mkdtemp(prefix=f"twotower-cache-{split}-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        file = f"{directory}/{split}"
+    return CachePlan(split, where, file, examples, estimate, budget)
+
+
+def cached(batches: tf.data.Dataset, plan: CachePlan) -> tf.data.Dataset:
+    """Returns the unbatched examples of ``batches``, cached as ``plan`` says.
+
+    A file cache is filled here, in one full pass: a file cache whose first pass stops early (a
+    peek at the first examples) is left locked and unusable.
+    """
+    logging.info(plan.describe())
+    batches = batches.cache(plan.file)
+    if plan.where == "disk":
+        batches.reduce(np.int64(0), lambda n, _: n + 1)
+    return batches.unbatch()
