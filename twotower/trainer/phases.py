@@ -127,6 +127,25 @@ class WeightAverage(tf.Module):
             v.assign(shadow)
 
 
+# An ``ema`` phase starts its average where the weights before it would weigh under this in the end.
+EMA_TOLERANCE = 1e-6
+
+
+def ema_window(decay: float) -> int:
+    """Returns the number of last steps whose weights make up all but ``EMA_TOLERANCE`` of an EMA with ``decay``."""
+    return math.ceil(math.log(EMA_TOLERANCE) / math.log(decay))
+
+
+def ema_start(p: PhaseSteps) -> int:
+    """Returns the step at which phase ``p``'s weight average starts: its first, or ``ema_window`` before its last.
+
+    Each update of the average reads and writes every weight (at the full H&M size, 1.4M
+    customer rows: about 0.15-0.27 s a step), so a long phase starts averaging late. Weights
+    from before the start would weigh ``decay ** window`` < EMA_TOLERANCE in the final average.
+    """
+    return max(p.first_step, p.last_step - ema_window(p.phase.ema))
+
+
 class PhaseCallback(tf.keras.callbacks.Callback):
     """Runs one phase: loss options, learning-rate schedule, weight average, TensorBoard records.
 
@@ -149,6 +168,7 @@ class PhaseCallback(tf.keras.callbacks.Callback):
         self.resumed = resumed
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "phases"))
         self.decay = tf.constant(phase.phase.ema, tf.float32)
+        self.ema_start = ema_start(phase) if phase.phase.ema else 0
 
     def on_train_begin(self, logs: Optional[Dict[str, float]] = None) -> None:
         ph = self.phase.phase
@@ -157,7 +177,7 @@ class PhaseCallback(tf.keras.callbacks.Callback):
         self.model.train_function = self.model.make_train_function(force=True)
         self.model.test_function = None
         self.schedule.set(self.phase)
-        if ph.ema and not self.resumed:
+        if ph.ema and not self.resumed and self.ema_start == self.phase.first_step:
             self.average.reset()
         with self.writer.as_default():
             text = (
@@ -169,7 +189,12 @@ class PhaseCallback(tf.keras.callbacks.Callback):
             tf.summary.text("phase", text, step=self.phase.first_epoch)
 
     def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, float]] = None) -> None:
-        if self.phase.phase.ema:
+        if not self.phase.phase.ema:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        if step == self.ema_start:  # a late start (ema_start): the average begins at this step's weights
+            self.average.reset()
+        elif step > self.ema_start:
             self.average.update(self.decay)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, float]] = None) -> None:
