@@ -29,12 +29,9 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from typing import Dict, List
 
-import psutil
 import yaml
+from proc_tree import run_measured  # bench/proc_tree.py
 
 from twotower.config import PROFILE_DIR
 
@@ -70,41 +67,6 @@ def example_gen_child(config: str, data: str, out: str, workers: int) -> None:
         passed = False
     with open(os.path.join(out, "validation.json"), "w", encoding="utf-8") as f:
         json.dump({"rows_read": report["rows_read"], "passed": passed, "splits": report["splits"]}, f, indent=2)
-
-
-def sample_tree(pid: int, stop: threading.Event, peaks: Dict[str, float]) -> None:
-    """Records the peak RSS (MB) of the largest process and of the tree's sum until ``stop`` is set."""
-    root = psutil.Process(pid)
-    while not stop.is_set():
-        try:
-            procs = [root] + root.children(recursive=True)
-            rss = []
-            for p in procs:
-                try:
-                    rss.append(p.memory_info().rss / 2**20)
-                except psutil.NoSuchProcess:
-                    continue
-            peaks["max_process_mb"] = max(peaks.get("max_process_mb", 0.0), max(rss, default=0.0))
-            peaks["tree_sum_mb"] = max(peaks.get("tree_sum_mb", 0.0), sum(rss))
-            peaks["processes"] = max(peaks.get("processes", 0), len(rss))
-        except psutil.NoSuchProcess:
-            return
-        stop.wait(0.5)
-
-
-def run_measured(cmd: List[str], log_path: str) -> Dict[str, float]:
-    """Runs ``cmd`` with its output in ``log_path``; returns wall seconds, exit code and memory peaks."""
-    peaks: Dict[str, float] = {}
-    stop = threading.Event()
-    started = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log:
-        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        sampler = threading.Thread(target=sample_tree, args=(child.pid, stop, peaks), daemon=True)
-        sampler.start()
-        code = child.wait()
-    stop.set()
-    sampler.join()
-    return {"seconds": time.monotonic() - started, "exit_code": code, **peaks}
 
 
 def profile_without_history(directory: str) -> str:

@@ -1,0 +1,103 @@
+"""Peak resident memory of a child process and everything it starts, optionally per phase of its run.
+
+Benchmarks start the measured work as a child (a `twotower` command or a bench child mode) and
+sample the RSS of the child's whole process tree (Beam workers, trainer workers) twice a second.
+"""
+
+import subprocess
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+import psutil
+
+TREE = "__tree__"  # the key of the whole run's peaks
+
+
+def tree_rss_mb(root: psutil.Process) -> List[float]:
+    """Returns the RSS (MB) of ``root`` and of each of its live descendants."""
+    rss = []
+    for p in [root] + root.children(recursive=True):
+        try:
+            rss.append(p.memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:
+            continue
+    return rss
+
+
+class TreeSampler:
+    """Samples a process tree until stopped; keeps peaks for the whole run and for the current phase.
+
+    ``peaks[name]`` is ``{"max_process_mb", "tree_sum_mb", "processes"}`` for each phase named
+    through :meth:`phase` and for :data:`TREE`, the whole run.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        self._root = psutil.Process(pid)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._phase: Optional[str] = None
+        self.peaks: Dict[str, Dict[str, float]] = {TREE: {}}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def phase(self, name: Optional[str]) -> None:
+        """Attributes the following samples to ``name`` (None: to the whole run only)."""
+        with self._lock:
+            self._phase = name
+            if name is not None:
+                self.peaks.setdefault(name, {})
+
+    def _record(self, key: str, rss: List[float]) -> None:
+        peak = self.peaks[key]
+        peak["max_process_mb"] = max(peak.get("max_process_mb", 0.0), max(rss, default=0.0))
+        peak["tree_sum_mb"] = max(peak.get("tree_sum_mb", 0.0), sum(rss))
+        peak["processes"] = max(peak.get("processes", 0), len(rss))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = tree_rss_mb(self._root)
+            except psutil.NoSuchProcess:
+                return
+            with self._lock:
+                self._record(TREE, rss)
+                if self._phase is not None:
+                    self._record(self._phase, rss)
+            self._stop.wait(self._interval)
+
+    def stop(self) -> Dict[str, Dict[str, float]]:
+        """Stops sampling and returns the peaks."""
+        self._stop.set()
+        self._thread.join()
+        return self.peaks
+
+
+def run_measured(
+    cmd: List[str], log_path: str, on_line: Optional[Callable[[str, TreeSampler], None]] = None
+) -> Dict[str, float]:
+    """Runs ``cmd`` with its output in ``log_path``; returns wall seconds, exit code and the tree's memory peaks.
+
+    With ``on_line``, the child's output is read line by line and each line is passed to
+    ``on_line(line, sampler)``, which may switch the sampler's phase; the peaks of every phase are
+    returned under ``"phases"``.
+    """
+    started = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        if on_line is None:
+            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            sampler = TreeSampler(child.pid)
+        else:
+            child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            sampler = TreeSampler(child.pid)
+            for line in child.stdout:
+                log.write(line)
+                log.flush()
+                on_line(line, sampler)
+        code = child.wait()
+    peaks = sampler.stop()
+    out = {"seconds": time.monotonic() - started, "exit_code": code, **peaks.pop(TREE)}
+    if on_line is not None:
+        out["phases"] = peaks
+    return out
