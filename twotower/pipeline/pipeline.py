@@ -80,6 +80,9 @@ def model_components(
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         materialize=False,
+        # StatisticsGen already has every split's statistics; Transform's own pre- and post-transform TFDV
+        # statistics would decode every column (the 50-item histories too) and transform the data once more
+        disable_statistics=True,
         custom_config={"profile": profile.to_json()},
     )
     transform.add_upstream_node(data_gate)  # nothing is transformed until the data passed the gate
