@@ -89,7 +89,7 @@ def rate(count: Optional[float], seconds: float) -> Optional[float]:
 
 
 def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
-    """Returns {component: {wall_s, peak_rss_mb, peak_rss_max_process_mb, per_s, per_s_of}} and the run's metrics."""
+    """Returns {components: {NAME: {wall_s, peak_rss_mb, per_s, ...}}, metrics: {model: metrics}, evaluation: {...}}."""
     from twotower.cli.bench import training_history
     from twotower.pipeline.local import METADATA_FILE, read_result
 
@@ -127,8 +127,7 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
                 for e in history["epochs"]
             ]
         components[name] = row
-    metrics = {
-        "models": result.metrics.get("models"),
+    evaluation = {
         "blessing": result.metrics.get("blessing"),
         "eval_users": result.metrics.get("eval_users"),
         "eval_interactions": result.metrics.get("eval_interactions"),
@@ -137,7 +136,7 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
         "splits": splits,
         "pushed": result.pushed_model is not None,
     }
-    return {"components": components, "metrics": metrics}
+    return {"components": components, "metrics": result.metrics.get("models"), "evaluation": evaluation}
 
 
 def main() -> None:
