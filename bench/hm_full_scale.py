@@ -30,7 +30,8 @@ from proc_tree import TreeSampler, run_measured  # bench/proc_tree.py
 
 TRANSACTIONS, CUSTOMERS, ARTICLES = 31_788_324, 1_371_980, 105_542
 START_DATE, DAYS = "2018-09-20", 7 * 104
-PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (\.\.\.|done in [0-9.]+s)$")
+# the pipeline's "[i/n] Component ..." and "[i/n] Component done in Xs" lines: (name, state, seconds when done)
+PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (\.\.\.|done in ([0-9.]+)s)$", re.M)
 
 
 def sizes(scale: float) -> Dict[str, int]:
@@ -79,7 +80,7 @@ def follow_components(line: str, sampler: TreeSampler) -> None:
     """Switches the sampler to the component a progress line starts, and back to none when it is done."""
     match = PROGRESS.match(line.strip())
     if match:
-        name, state = match.groups()
+        name, state, _ = match.groups()
         sampler.phase(name if state == "..." else None)
         print(line.rstrip(), flush=True)
 
@@ -96,7 +97,7 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
     result = read_result(os.path.join(root, METADATA_FILE), measured["seconds"], {})
     with open(root + ".log", encoding="utf-8") as f:
         log = f.read()
-    walls = {name: float(s) for name, s in re.findall(r"^\[\d+/\d+\] (\S+) done in ([0-9.]+)s$", log, re.M)}
+    walls = {name: float(seconds) for name, _, seconds in PROGRESS.findall(log) if seconds}
     splits = result.ingestion["splits"]
     history = training_history(root)
     counts = {

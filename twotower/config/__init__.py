@@ -11,6 +11,7 @@ The bottom layer: imports nothing of twotower but ``twotower.errors``.
 from twotower.config.loader import builtin_profiles, from_dict, load_profile
 from twotower.config.profile import (
     BASELINES,
+    CACHE_MODES,
     DERIVED_KINDS,
     FEATURE_KINDS,
     FEATURE_SOURCES,
@@ -35,6 +36,7 @@ from twotower.errors import ConfigError
 
 __all__ = [
     "BASELINES",
+    "CACHE_MODES",
     "DERIVED_KINDS",
     "FEATURE_KINDS",
     "FEATURE_SOURCES",

@@ -11,6 +11,7 @@ import re
 
 from twotower.config.profile import (
     BASELINES,
+    CACHE_MODES,
     FEATURE_KINDS,
     FEATURE_SOURCES,
     HISTORY_POOLINGS,
@@ -46,8 +47,8 @@ def check_trainer(t: TrainerConfig, where: str) -> None:
             f"{where}: 'trainer.dropout' must be in [0, 1) and 'trainer.mixed_precision' one of '', mixed_float16, "
             f"mixed_bfloat16; got {t.dropout}, {t.mixed_precision!r}"
         )
-    if t.cache not in ("auto", "memory", "disk"):
-        raise ConfigError(f"{where}: 'trainer.cache' must be one of auto, memory, disk; got {t.cache!r}")
+    if t.cache not in CACHE_MODES:
+        raise ConfigError(f"{where}: 'trainer.cache' must be one of {', '.join(CACHE_MODES)}; got {t.cache!r}")
     if t.weight_decay < 0 or (t.weight_decay and t.optimizer != "adamw"):
         raise ConfigError(f"{where}: 'trainer.weight_decay' must be >= 0 and needs optimizer adamw")
     if t.validation_users < 0 or t.validation_k < 1 or t.patience < 0:

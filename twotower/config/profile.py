@@ -141,6 +141,7 @@ class PhaseConfig:
 
 
 PHASE_SCHEDULES = ("constant", "cosine", "warmup")
+CACHE_MODES = ("auto", "memory", "disk")  # trainer.cache (trainer/cache.py)
 PHASE_LOSSES = ("softmax", "bpr")
 
 

@@ -23,9 +23,9 @@ import numpy as np
 import psutil
 import tensorflow as tf
 
+from twotower.config import CACHE_MODES
 from twotower.trainer import data
 
-CACHE_MODES = ("auto", "memory", "disk")
 MEMORY_FRACTION = 0.4  # of the memory available when training starts
 # Transformed bytes per gzipped byte stay well below this for tf.Examples (their gzip ratio is 3-10 and
 # the dense history pads short lists), so files this much smaller than the budget are cached in memory
