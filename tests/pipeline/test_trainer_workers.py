@@ -15,7 +15,9 @@ global batch size. Where it is checked:
 
 import dataclasses
 import glob
+import io
 import os
+import re
 
 import pytest
 
@@ -51,7 +53,11 @@ def test_two_workers_push_one_model_as_good_as_one_worker(tmp_path):
         with open(path) as f:
             assert "Training under MultiWorkerMirroredStrategy with 2 replica(s)" in f.read()
 
-    one = run_local(profile, data_root=data, pipeline_root=root, enable_cache=True, trainer_workers=1)
+    progress = io.StringIO()
+    one = run_local(profile, data_root=data, pipeline_root=root, enable_cache=True, trainer_workers=1, stream=progress)
+    lines = progress.getvalue().splitlines()
+    assert any(re.match(r"^\[\d+/\d+\] JoinExampleGen done in [0-9.]+s \(cached\)$", line) for line in lines), lines
+    assert not any(line.startswith("[") and "Trainer done" in line and "(cached)" in line for line in lines), lines
     recall_two = two.metrics["models"]["twotower"]["recall@50"]
     recall_one = one.metrics["models"]["twotower"]["recall@50"]
     print(f"Recall@50: 2 workers {recall_two:.4f}, 1 worker {recall_one:.4f}")

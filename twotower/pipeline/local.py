@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Dict, Iterator, List, Optional, Set, TextIO
 
 from absl import logging as absl_logging
 from ml_metadata.metadata_store import metadata_store
@@ -46,29 +46,43 @@ class RunResult:
 
 
 class ComponentProgress(logging.Handler):
-    """Prints '[i/n] Component ... done in Xs' lines from the LocalDagRunner's log records."""
+    """Prints '[i/n] Component ... done in Xs' lines from the LocalDagRunner's log records.
+
+    A component whose outputs came from the cache (``twotower run --cache``) ends its line with
+    " (cached)". The local runner runs one component at a time, so TFX's "A cached execution is
+    used" record belongs to the component last started.
+    """
 
     _PATTERN = re.compile(r"^Component (\S+) is (running|finished)\.$")
+    _CACHED = re.compile(r"^A cached execution \d+ is used\.$")
 
     def __init__(self, components: List[str], stream: TextIO):
         super().__init__(level=logging.INFO)
         self._order = {name: i + 1 for i, name in enumerate(components)}
         self._stream = stream
         self._started: Dict[str, float] = {}
+        self._running: Optional[str] = None
         self.seconds: Dict[str, float] = {}
+        self.cached: Set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = self._PATTERN.match(record.getMessage())
+        message = record.getMessage()
+        if self._CACHED.match(message) and self._running:
+            self.cached.add(self._running)
+            return
+        match = self._PATTERN.match(message)
         if not match:
             return
         name, state = match.groups()
         step = f"[{self._order.get(name, '?')}/{len(self._order)}] {name}"
         if state == "running":
             self._started[name] = time.monotonic()
+            self._running = name
             self._stream.write(f"{step} ...\n")
         else:
             self.seconds[name] = time.monotonic() - self._started.get(name, time.monotonic())
-            self._stream.write(f"{step} done in {self.seconds[name]:.1f}s\n")
+            cached = " (cached)" if name in self.cached else ""
+            self._stream.write(f"{step} done in {self.seconds[name]:.1f}s{cached}\n")
         self._stream.flush()
 
 
