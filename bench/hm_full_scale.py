@@ -14,6 +14,11 @@ JoinExampleGen rows read (all three files) per second, StatisticsGen examples (e
 second, Transform train examples analysed per second, Trainer examples per second over its phase
 loop (the trainer's own measure; the component also reads, embeds the catalogue and exports), the
 evaluator's held-out users per second. ``--scale`` shrinks all three sizes for a trial run.
+
+The memory peaks so far are kept in pipeline-N.peaks.json as each component ends, so a run that is
+cut off keeps what it measured. ``--resume`` carries on such a run: it keeps the pipeline root and
+runs with ``--cache``, so the components that finished are reused; their rows come from the earlier
+run's log and peaks (kept as pipeline-N.log.1 and pipeline-N.peaks.1.json) and say so.
 """
 
 import argparse
@@ -23,15 +28,18 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from bench_report import write_report  # bench/bench_report.py
-from proc_tree import TreeSampler, run_measured  # bench/proc_tree.py
+from proc_tree import TREE, TreeSampler, run_measured  # bench/proc_tree.py
+
+from twotower.errors import EXIT_NOT_BLESSED, EXIT_OK
 
 TRANSACTIONS, CUSTOMERS, ARTICLES = 31_788_324, 1_371_980, 105_542
 START_DATE, DAYS = "2018-09-20", 7 * 104
-# the pipeline's "[i/n] Component ..." and "[i/n] Component done in Xs" lines: (name, state, seconds when done)
-PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (\.\.\.|done in ([0-9.]+)s)$", re.M)
+# the pipeline's "[i/n] Component ..." and "[i/n] Component done in Xs[ (cached)]" lines:
+# (name, state, seconds when done, " (cached)" when its outputs were reused)
+PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (\.\.\.|done in ([0-9.]+)s( \(cached\))?)$", re.M)
 
 
 def sizes(scale: float) -> Dict[str, int]:
@@ -76,13 +84,73 @@ def generate(data: str, n: Dict[str, int]) -> Dict[str, Any]:
         return json.load(f)
 
 
-def follow_components(line: str, sampler: TreeSampler) -> None:
-    """Switches the sampler to the component a progress line starts, and back to none when it is done."""
-    match = PROGRESS.match(line.strip())
-    if match:
-        name, state, _ = match.groups()
-        sampler.phase(name if state == "..." else None)
-        print(line.rstrip(), flush=True)
+def follow_components(peaks_path: str) -> Callable[[str, TreeSampler], None]:
+    """Returns a line handler that switches the sampler to the component a progress line starts,
+    back to none when it is done, and then writes the peaks so far to ``peaks_path``."""
+
+    def on_line(line: str, sampler: TreeSampler) -> None:
+        match = PROGRESS.match(line.strip())
+        if match:
+            name, state = match.group(1), match.group(2)
+            sampler.phase(name if state == "..." else None)
+            print(line.rstrip(), flush=True)
+            if state != "...":
+                write_json(peaks_path, sampler.snapshot())
+
+    return on_line
+
+
+def write_json(path: str, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+
+
+def read_json(path: str) -> Dict[str, Any]:
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def log_walls(path: str) -> Dict[str, Tuple[float, bool]]:
+    """Returns {component: (seconds, cached)} from a pipeline log's progress lines."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        log = f.read()
+    return {name: (float(seconds), bool(cached)) for name, _, seconds, cached in PROGRESS.findall(log) if seconds}
+
+
+RECORD = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \S+ absl: (.*)$")
+STATE = re.compile(r"^Component (\S+) is (running|finished)\.$")
+
+
+def earlier_run(run_log: str) -> Dict[str, Any]:
+    """Returns the run before the last one in the pipeline's run.log (TFX appends each run's records):
+    ``{"wall_s", "cut": component running when it ended or None, "cut_wall_s": that component's time}``."""
+    runs: List[List[Tuple[float, str]]] = []
+    with open(run_log, encoding="utf-8") as f:
+        for line in f:
+            match = RECORD.match(line.rstrip("\n"))
+            if not match:
+                continue
+            when = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+            if match.group(2).startswith("Using deployment config") or not runs:
+                runs.append([])
+            runs[-1].append((when, match.group(2)))
+    if len(runs) < 2:
+        return {}
+    records = runs[-2]
+    started: Dict[str, float] = {}
+    for when, message in records:
+        state = STATE.match(message)
+        if state and state.group(2) == "running":
+            started[state.group(1)] = when
+        elif state:
+            started.pop(state.group(1), None)
+    end = records[-1][0]
+    cut = next(iter(started), None)
+    return {"wall_s": end - records[0][0], "cut": cut, "cut_wall_s": end - started[cut] if cut else None}
 
 
 def rate(count: Optional[float], seconds: float) -> Optional[float]:
@@ -95,9 +163,9 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
     from twotower.pipeline.local import METADATA_FILE, read_result
 
     result = read_result(os.path.join(root, METADATA_FILE), measured["seconds"], {})
-    with open(root + ".log", encoding="utf-8") as f:
-        log = f.read()
-    walls = {name: float(seconds) for name, _, seconds in PROGRESS.findall(log) if seconds}
+    walls = log_walls(root + ".log")
+    earlier_walls, earlier_peaks = log_walls(root + ".log.1"), read_json(root + ".peaks.1.json")
+    cut = earlier_run(os.path.join(root, "run.log")) if earlier_walls else {}
     splits = result.ingestion["splits"]
     history = training_history(root)
     counts = {
@@ -108,7 +176,10 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
     }
     components = {}
     for name, peaks in measured["phases"].items():
-        wall = walls.get(name, float("nan"))
+        wall, cached = walls.get(name, (float("nan"), False))
+        reused = cached and name in earlier_walls
+        if reused:  # this run took its outputs from the cache: the row is the earlier run's
+            wall, peaks = earlier_walls[name][0], earlier_peaks.get(name, {})
         count, of = counts.get(name, (None, None))
         row = {
             "wall_s": round(wall, 1),
@@ -118,11 +189,23 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
             "per_s": rate(count, wall),
             "per_s_of": of,
         }
+        if reused:
+            row["measured_in"] = os.path.basename(root) + ".log.1 (reused here from the cache)"
+            if not peaks:
+                row["peak_rss_mb"] = row["peak_rss_max_process_mb"] = row["processes"] = None  # not kept
         if name == "Trainer":
-            trained = sum((p["last_step"] - p["first_step"]) * p["batch_size"] for p in history["phases"])
+            resumed = history.get("resumed_from_step", 0)
+            trained = sum(
+                max(0, p["last_step"] - max(p["first_step"], resumed)) * p["batch_size"] for p in history["phases"]
+            )
             row.update(per_s=round(history["examples_per_s"], 1), per_s_of="training examples, phase loop")
             row["examples_trained"] = trained
             row["component_examples_per_s"] = rate(trained, wall)
+            if resumed:  # from the checkpoints of a run that was cut off while training
+                row["resumed_from_step"] = resumed
+                if cut.get("cut") == name:
+                    row["earlier_run_wall_s"] = round(cut["cut_wall_s"], 1)
+                    row["wall_s_both_runs"] = round(wall + cut["cut_wall_s"], 1)
             row["epochs"] = [
                 {k: e.get(k) for k in ("epoch", "phase", "loss", "val_recall@50", "learning_rate")}
                 for e in history["epochs"]
@@ -137,7 +220,50 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
         "splits": splits,
         "pushed": result.pushed_model is not None,
     }
-    return {"components": components, "metrics": result.metrics.get("models"), "evaluation": evaluation}
+    out = {"components": components, "metrics": result.metrics.get("models"), "evaluation": evaluation}
+    if cut:
+        out["earlier_run"] = {"wall_s": round(cut["wall_s"], 1), "cut_in": cut["cut"]}
+        if TREE in earlier_peaks:  # up to the last component it finished
+            out["earlier_run"]["peak_rss_mb"] = round(earlier_peaks[TREE]["tree_sum_mb"])
+    return out
+
+
+def run_pipeline(root: str, data: str, beam_workers: int, resume: bool) -> Dict[str, Any]:
+    """Runs the hm pipeline on ``data`` under ``root`` (carrying on the run there with ``resume``); returns
+    :func:`run_measured`'s measures."""
+    cmd = [sys.executable, "-m", "twotower.cli", "run", "--config", "hm", "--data", data, "--pipeline-root", root]
+    cmd += ["--beam-workers", str(beam_workers)]
+    if resume:
+        if not os.path.exists(root + ".log"):
+            sys.exit(f"--resume: no earlier run at {root}")
+        os.replace(root + ".log", root + ".log.1")
+        if os.path.exists(root + ".peaks.json"):
+            os.replace(root + ".peaks.json", root + ".peaks.1.json")
+        cmd.append("--cache")
+    else:
+        shutil.rmtree(root, ignore_errors=True)  # no cache, no drift baseline from an earlier run
+        for stale in (root + ".log.1", root + ".peaks.1.json"):
+            if os.path.exists(stale):
+                os.remove(stale)
+    return run_measured(cmd, root + ".log", on_line=follow_components(root + ".peaks.json"))
+
+
+def measured_before(out: str, root: str) -> Dict[str, Any]:
+    """Returns the measures of the run that wrote ``out``: its wall time, exit code and whole-run peaks
+    from ``out``, and the per-component peaks that run kept beside its log."""
+    prior = read_json(out)
+    if not prior:
+        sys.exit(f"--report-only: no earlier report at {out}")
+    phases = {name: peaks for name, peaks in read_json(root + ".peaks.json").items() if name != TREE}
+    return {
+        "seconds": prior.get("this_run_wall_s", prior["total_wall_s"]),
+        "exit_code": prior["exit_code"],
+        "tree_sum_mb": prior["peak_rss_mb"],
+        "max_process_mb": prior["peak_rss_max_process_mb"],
+        "phases": phases,
+        "started": prior["started"],
+        "resumed": prior.get("resumed", False),
+    }
 
 
 def main() -> None:
@@ -146,6 +272,16 @@ def main() -> None:
     parser.add_argument("--work-dir", default="/tmp/twotower-full-scale", help="data (cached) and pipeline root")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the Kaggle sizes (trial runs)")
     parser.add_argument("--beam-workers", type=int, default=2)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on a run that was cut off: reuse its finished components (--cache) and the trainer's checkpoints",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite --out from the last run's logs and peaks under --work-dir, without running (after a change here)",
+    )
     parser.add_argument("--generate-only", action="store_true", help="generate (and cache) the data, then stop")
     parser.add_argument("--generate-child", nargs=4, metavar=("OUT", "TX", "CUSTOMERS", "ARTICLES"), help="internal")
     args = parser.parse_args()
@@ -160,32 +296,39 @@ def main() -> None:
         print(json.dumps(generated, indent=2))
         return
     root = os.path.join(args.work_dir, f"pipeline-{n['transactions']}")
-    shutil.rmtree(root, ignore_errors=True)  # no cache, no drift baseline from an earlier run
-    cmd = [sys.executable, "-m", "twotower.cli", "run", "--config", "hm", "--data", data, "--pipeline-root", root]
-    cmd += ["--beam-workers", str(args.beam_workers)]
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
-    measured = run_measured(cmd, root + ".log", on_line=follow_components)
+    if args.report_only:
+        measured = measured_before(args.out, root)
+    else:
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        measured = run_pipeline(root, data, args.beam_workers, args.resume)
+        measured.update(started=started, resumed=args.resume)
     report: Dict[str, Any] = {
         **n,
         "scale": args.scale,
         "weeks": DAYS // 7,
         "beam_workers": args.beam_workers,
-        "started": started,
+        "started": measured["started"],
         "exit_code": measured["exit_code"],
         "total_wall_s": round(measured["seconds"], 1),
         "peak_rss_mb": round(measured["tree_sum_mb"]),
         "peak_rss_max_process_mb": round(measured["max_process_mb"]),
         "generate": generated,
         "log": root + ".log",
+        "resumed": measured["resumed"],
     }
-    if measured["exit_code"] == 0:
+    finished = measured["exit_code"] in (EXIT_OK, EXIT_NOT_BLESSED)  # not blessed: the run finished all the same
+    if finished:
         report.update(component_rows(root, measured))
+        if "earlier_run" in report:  # the whole run's time: both runs' (the earlier one until it was cut off)
+            report["this_run_wall_s"] = report["total_wall_s"]
+            report["total_wall_s"] = round(measured["seconds"] + report["earlier_run"]["wall_s"], 1)
+            report["peak_rss_mb"] = max(report["peak_rss_mb"], report["earlier_run"].get("peak_rss_mb", 0))
     else:
         report["components"] = {
             name: {"peak_rss_mb": round(p.get("tree_sum_mb", 0))} for name, p in measured["phases"].items()
         }
     write_report(args.out, report)
-    if measured["exit_code"] != 0:
+    if not finished:
         sys.exit(f"the pipeline failed (exit {measured['exit_code']}); see {root}.log")
 
 

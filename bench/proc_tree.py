@@ -67,6 +67,11 @@ class TreeSampler:
                     self._record(self._phase, rss)
             self._stop.wait(self._interval)
 
+    def snapshot(self) -> Dict[str, Dict[str, float]]:
+        """Returns a copy of the peaks so far."""
+        with self._lock:
+            return {key: dict(peak) for key, peak in self.peaks.items()}
+
     def stop(self) -> Dict[str, Dict[str, float]]:
         """Stops sampling and returns the peaks."""
         self._stop.set()
