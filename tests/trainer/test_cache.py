@@ -1,6 +1,9 @@
 """Where the transformed examples are cached: the same examples from memory and from a file, and the auto rule."""
 
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -59,6 +62,27 @@ def test_auto_counts_big_files_and_goes_to_disk_over_the_budget(train_batches, m
     assert plan.where == "disk" and plan.examples == n == cache.count_examples(patterns)
     assert plan.estimated_bytes > plan.budget_bytes
     assert "on disk" in plan.describe() and f"{n:,} examples" in plan.describe()
+
+
+def test_a_disk_cache_deletes_those_of_dead_trainers_and_needs_room(train_batches, tmp_path, monkeypatch):
+    patterns, batches = train_batches
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"twotower-cache-train-{dead.pid}-abc"
+    alive = tmp_path / f"twotower-cache-train-{os.getpid()}-def"
+    for directory in (orphan, alive):
+        directory.mkdir()
+        (directory / "train.index").write_bytes(b"x")
+    plan = cache.plan_cache("disk", "train", patterns, batches)
+    assert not orphan.exists() and alive.exists()
+    assert os.path.dirname(plan.file).startswith(str(tmp_path / f"twotower-cache-train-{os.getpid()}-"))
+
+    free = shutil.disk_usage(str(tmp_path)).free
+    monkeypatch.setattr(cache, "MEMORY_FRACTION", 1e-9)
+    monkeypatch.setattr(cache, "bytes_per_example", lambda _: free)  # an estimate of one disk per example
+    with pytest.raises(OSError, match=r"train cache needs about .* GB on disk in .*TMPDIR"):
+        cache.plan_cache("auto", "train", patterns, batches)
 
 
 def test_an_unknown_mode_is_refused(train_batches):

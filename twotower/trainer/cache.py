@@ -8,6 +8,10 @@ and tensor). At the full H&M size (about 30M training examples with a 50-item hi
 (the default) counts the examples when the files are big enough to matter and puts the cache in a
 file under the system's temporary directory when the estimate exceeds ``MEMORY_FRACTION`` of the
 memory available. ``memory`` and ``disk`` force one or the other.
+
+A file cache lives in a directory named after the trainer's process id and is deleted when the
+process exits; a trainer that is killed cannot delete its own, so the next disk cache first deletes
+those of processes that no longer run, and refuses to start a cache the disk has no room for.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
+import os
+import re
 import shutil
 import tempfile
 from typing import Sequence
@@ -31,6 +37,9 @@ MEMORY_FRACTION = 0.4  # of the memory available when training starts
 # the dense history pads short lists), so files this much smaller than the budget are cached in memory
 # without counting them.
 MAX_EXPANSION = 40
+CACHE_PREFIX = "twotower-cache-"
+ORPHAN = re.compile(rf"^{CACHE_PREFIX}[a-z]+-(\d+)-")  # {prefix}{split}-{pid}-{random}
+DISK_HEADROOM = 1.1  # the estimate is from the first parse batch: leave room for longer histories
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +88,31 @@ def plan_cache(mode: str, split: str, patterns: Sequence[str], batches: tf.data.
             where = "disk" if estimate > budget else "memory"
     file = ""
     if where == "disk":
-        directory = tempfile.mkdtemp(prefix=f"twotower-cache-{split}-")
+        remove_orphans(tempfile.gettempdir())
+        check_room(tempfile.gettempdir(), split, estimate)
+        directory = tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{split}-{os.getpid()}-")
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
         file = f"{directory}/{split}"
     return CachePlan(split, where, file, examples, estimate, budget)
+
+
+def remove_orphans(parent: str) -> None:
+    """Deletes the file caches under ``parent`` left by trainers that no longer run (killed ones)."""
+    for name in os.listdir(parent):
+        match = ORPHAN.match(name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            logging.info("deleting %s, the cache of a trainer (pid %s) that no longer runs", name, match.group(1))
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def check_room(parent: str, split: str, estimated_bytes: int) -> None:
+    """Raises when ``parent``'s disk has not the room for ``estimated_bytes`` (-1: not estimated) of cache."""
+    free = shutil.disk_usage(parent).free
+    if estimated_bytes > 0 and estimated_bytes * DISK_HEADROOM > free:
+        raise OSError(
+            f"the trainer's {split} cache needs about {estimated_bytes / 2**30:.1f} GB on disk in {parent}, which "
+            f"has {free / 2**30:.1f} GB free: point TMPDIR at a bigger disk, or set trainer.cache: memory"
+        )
 
 
 def cached(batches: tf.data.Dataset, plan: CachePlan) -> tf.data.Dataset:
