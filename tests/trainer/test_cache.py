@@ -38,14 +38,14 @@ def test_small_files_are_cached_in_memory_without_counting(train_batches):
     patterns, batches = train_batches
     plan = cache.plan_cache("auto", "train", patterns, batches)
     assert (plan.where, plan.file, plan.examples) == ("memory", "", -1)
-    assert_same(as_arrays(cache.cached(batches, plan)), as_arrays(batches.unbatch()))
+    assert_same(as_arrays(cache.cached(batches, plan).unbatch()), as_arrays(batches.unbatch()))
 
 
 def test_a_file_cache_gives_the_same_examples_every_epoch_and_is_filled_at_once(train_batches):
     patterns, batches = train_batches
     plan = cache.plan_cache("disk", "train", patterns, batches)
     assert plan.where == "disk" and plan.file.startswith(tempfile.gettempdir())
-    examples = cache.cached(batches, plan)
+    examples = cache.cached(batches, plan).unbatch()
     assert os.path.exists(plan.file + ".index")  # filled before the first epoch reads it
     expected = as_arrays(batches.unbatch())
     first, second = as_arrays(examples), as_arrays(examples)

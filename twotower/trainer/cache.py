@@ -116,7 +116,7 @@ def check_room(parent: str, split: str, estimated_bytes: int) -> None:
 
 
 def cached(batches: tf.data.Dataset, plan: CachePlan) -> tf.data.Dataset:
-    """Returns the unbatched examples of ``batches``, cached as ``plan`` says.
+    """Returns ``batches`` (parse batches) cached as ``plan`` says.
 
     A file cache is filled here, in one full pass: a file cache whose first pass stops early (a
     peek at the first examples) is left locked and unusable.
@@ -125,4 +125,4 @@ def cached(batches: tf.data.Dataset, plan: CachePlan) -> tf.data.Dataset:
     batches = batches.cache(plan.file)
     if plan.where == "disk":
         batches.reduce(np.int64(0), lambda n, _: n + 1)
-    return batches.unbatch()
+    return batches

@@ -75,3 +75,32 @@ def transformed_batches(
         return out if names is None else {name: out[name] for name in names}
 
     return raw_dataset(patterns, spec).map(transform)
+
+
+def shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, seed: int) -> tf.data.Dataset:
+    """Returns the examples of ``blocks`` (batches as parsed) shuffled, in batches of ``batch_size``.
+
+    The shuffle works on whole blocks, not on single examples (a per-example shuffle costs more CPU
+    per training step than the rest of the input pipeline together): the blocks' order is shuffled
+    in a buffer of about ``window`` examples, the blocks are joined ``window`` examples at a time and
+    each join's rows are permuted at random. The batches then hold examples from anywhere in a
+    window of the data, as a ``shuffle(window)`` of single examples would give. Every batch has
+    ``batch_size`` examples but the epoch's last. ``seed`` makes the order reproducible; each epoch
+    (each pass over the returned dataset) has its own.
+    """
+    blocks_per_window = max(1, -(-window // PARSE_BATCH))
+
+    def permute(index: tf.Tensor, joined: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        rows = tf.shape(next(iter(joined.values())))[0]
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        order = tf.random.experimental.stateless_shuffle(tf.range(rows), seed=key)
+        return {name: tf.gather(tensor, order) for name, tensor in joined.items()}
+
+    return (
+        blocks.shuffle(blocks_per_window, seed=seed)
+        .rebatch(blocks_per_window * PARSE_BATCH)
+        .enumerate()
+        .map(permute)
+        .rebatch(batch_size)
+    )
+

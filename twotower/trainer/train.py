@@ -100,7 +100,7 @@ def fit_phase(
     two_tower: model.TwoTowerModel,
     p: phases.PhaseSteps,
     step: int,
-    train_examples: tf.data.Dataset,
+    train_blocks: tf.data.Dataset,
     eval_examples: tf.data.Dataset,
     callbacks: List[tf.keras.callbacks.Callback],
 ) -> int:
@@ -112,8 +112,7 @@ def fit_phase(
     # Keras counts a probing call past the end of a dataset of unknown size as an optimizer step;
     # the known cardinality avoids it (and checks the plan's step count).
     batches = shard_by_data(
-        train_examples.shuffle(SHUFFLE_BUFFER, seed=p.index)
-        .batch(p.phase.batch_size)
+        data.shuffled_batches(train_blocks, p.phase.batch_size, SHUFFLE_BUFFER, seed=p.index)
         .apply(tf.data.experimental.assert_cardinality(p.steps_per_epoch))
         .prefetch(2)
     )
@@ -199,7 +198,7 @@ class Session:
     average: phases.WeightAverage
     checkpoints: Checkpoints
     plan: Sequence[phases.PhaseSteps]
-    train_examples: tf.data.Dataset  # transformed, unbatched
+    train_blocks: tf.data.Dataset  # transformed, in parse batches
     eval_examples: tf.data.Dataset
     n_examples: int  # training examples per epoch
     log_dir: str
@@ -232,7 +231,7 @@ def run_plan(session: Session) -> Tuple[float, List[str]]:
             CheckpointCallback(s.checkpoints, s.checkpoint_every_steps),
             tensorboard,
         ]
-        batches = fit_phase(s.model, p, step, s.train_examples, s.eval_examples, callbacks)
+        batches = fit_phase(s.model, p, step, s.train_blocks, s.eval_examples, callbacks)
         examples += batches * s.n_examples / p.steps_per_epoch
         if int(optimizer.iterations.numpy()) < p.last_step:
             stopped.append(p.phase.name)
@@ -259,11 +258,12 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     tft_output = tft.TFTransformOutput(paths.transform_graph)
     query_raw, item_raw = raw_inputs(profile)
 
-    def dataset(split: str, patterns: Sequence[str]) -> tf.data.Dataset:
+    def blocks(split: str, patterns: Sequence[str]) -> tf.data.Dataset:
         batches = data.transformed_batches(patterns, tft_output, query_raw + item_raw)
         return cache.cached(batches, cache.plan_cache(t.cache, split, patterns, batches))
 
-    train_examples, eval_examples = dataset("train", paths.train), dataset("eval", paths.eval)
+    train_blocks = blocks("train", paths.train)
+    train_examples, eval_examples = train_blocks.unbatch(), blocks("eval", paths.eval).unbatch()
     n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
     counts = item_counts(train_examples, n_vocab + NUM_OOV_BUCKETS)
     plan = phases.plan_steps(t.plan(), int(counts.sum()))
@@ -290,7 +290,7 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
         average=average,
         checkpoints=checkpoints,
         plan=plan,
-        train_examples=train_examples,
+        train_blocks=train_blocks,
         eval_examples=eval_examples,
         n_examples=int(counts.sum()),
         log_dir=paths.log_dir,
