@@ -103,4 +103,3 @@ def shuffled_batches(blocks: tf.data.Dataset, batch_size: int, window: int, seed
         .map(permute)
         .rebatch(batch_size)
     )
-
