@@ -69,19 +69,15 @@ def generate(data: str, n: Dict[str, int]) -> Dict[str, Any]:
         measured = run_measured(cmd, data + ".generate.log")
         if measured["exit_code"] != 0:
             sys.exit(f"generating {data} failed; see {data}.generate.log")
-        with open(measures, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "wall_s": round(measured["seconds"], 1),
-                    "peak_rss_mb": round(measured["tree_sum_mb"]),
-                    "rows_per_s": rate(n["transactions"], measured["seconds"]),
-                },
-                f,
-            )
-    if not os.path.exists(measures):
-        return {}
-    with open(measures, encoding="utf-8") as f:
-        return json.load(f)
+        write_json(
+            measures,
+            {
+                "wall_s": round(measured["seconds"], 1),
+                "peak_rss_mb": round(measured["tree_sum_mb"]),
+                "rows_per_s": rate(n["transactions"], measured["seconds"]),
+            },
+        )
+    return read_json(measures)
 
 
 def follow_components(peaks_path: str) -> Callable[[str, TreeSampler], None]:
@@ -122,12 +118,13 @@ def log_walls(path: str) -> Dict[str, Tuple[float, bool]]:
 
 
 RECORD = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \S+ absl: (.*)$")
-STATE = re.compile(r"^Component (\S+) is (running|finished)\.$")
 
 
 def earlier_run(run_log: str) -> Dict[str, Any]:
     """Returns the run before the last one in the pipeline's run.log (TFX appends each run's records):
     ``{"wall_s", "cut": component running when it ended or None, "cut_wall_s": that component's time}``."""
+    from twotower.pipeline.local import COMPONENT_STATE
+
     runs: List[List[Tuple[float, str]]] = []
     with open(run_log, encoding="utf-8") as f:
         for line in f:
@@ -143,7 +140,7 @@ def earlier_run(run_log: str) -> Dict[str, Any]:
     records = runs[-2]
     started: Dict[str, float] = {}
     for when, message in records:
-        state = STATE.match(message)
+        state = COMPONENT_STATE.match(message)
         if state and state.group(2) == "running":
             started[state.group(1)] = when
         elif state:

@@ -45,6 +45,10 @@ class RunResult:
     component_seconds: Dict[str, float]
 
 
+# the LocalDagRunner's record as a component starts and ends (also read back from run.log by bench/hm_full_scale.py)
+COMPONENT_STATE = re.compile(r"^Component (\S+) is (running|finished)\.$")
+
+
 class ComponentProgress(logging.Handler):
     """Prints '[i/n] Component ... done in Xs' lines from the LocalDagRunner's log records.
 
@@ -53,7 +57,7 @@ class ComponentProgress(logging.Handler):
     used" record belongs to the component last started.
     """
 
-    _PATTERN = re.compile(r"^Component (\S+) is (running|finished)\.$")
+    _PATTERN = COMPONENT_STATE
     _CACHED = re.compile(r"^A cached execution \d+ is used\.$")
 
     def __init__(self, components: List[str], stream: TextIO):
