@@ -127,6 +127,8 @@ def test_killed_training_resumes_from_the_last_checkpoint(trainer_inputs, tmp_pa
     assert killed_at < total
     epochs = [e["epoch"] for e in history["epochs"]]
     assert epochs == sorted(set(epochs)) and epochs[-1] == 3  # epochs before the kill kept, none repeated
+    # the best is over every epoch, those before the kill included (their best weights were kept on disk)
+    assert history["validation"]["best"] == pytest.approx(max(e["val_recall@50"] for e in history["epochs"]))
     assert not checkpoints.exists()
     assert tf.saved_model.load(str(tmp_path / "b" / "model")).signatures["serving_default"] is not None
 

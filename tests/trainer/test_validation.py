@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from twotower.trainer import validation
+from twotower.trainer.checkpoints import Checkpoints
 from twotower.trainer.validation import ValidationCallback, ValidationSample
 
 
@@ -67,6 +68,30 @@ def test_early_stop_after_patience_and_restore_the_best():
     np.testing.assert_allclose(model.query_tower.table.numpy(), GOOD)
     summary = callback.summary(True, ["softmax"])
     assert summary["best"] == pytest.approx(0.75) and summary["stopped_early"] == ["softmax"]
+
+
+def test_a_resumed_run_restores_the_best_kept_before_the_cut(tmp_path):
+    model = _TwoTower(GOOD, ITEMS)
+    checkpoints = Checkpoints(str(tmp_path), model=model)
+    before = ValidationCallback(SAMPLE, {"x": np.arange(4)}, k=1, patience=0, keep=checkpoints.save_best)
+    before.set_model(model)
+    before.on_epoch_end(0, {})  # the best, kept on disk
+    model.query_tower.table.assign(GOOD[:, ::-1].copy())
+    before.on_epoch_end(1, {})  # worse: the kept best stays epoch 0's
+    # the run is cut; a new process builds the model anew (here: with the worse weights) and resumes
+    resumed_model = _TwoTower(GOOD[:, ::-1].copy(), ITEMS)
+    after = ValidationCallback(SAMPLE, {"x": np.arange(4)}, k=1, patience=0)
+    after.set_model(resumed_model)
+    after.resume(Checkpoints(str(tmp_path), model=resumed_model).restore_best(resumed_model.weights))
+    after.on_epoch_end(2, {})
+    assert after.best == pytest.approx(0.75) and after.best_epoch == 0
+    assert after.restore() == 0
+    np.testing.assert_allclose(resumed_model.query_tower.table.numpy(), GOOD)
+    # nothing kept: nothing to resume; kept by another model: a clear error, not a silent mix
+    assert Checkpoints(str(tmp_path / "none"), model=model).restore_best(model.weights) is None
+    other = _TwoTower(np.zeros((2, 5)), np.eye(5))
+    with pytest.raises(ValueError, match="different model"):
+        checkpoints.restore_best(other.weights)
 
 
 def test_no_patience_never_stops_and_a_weight_average_can_be_the_best():

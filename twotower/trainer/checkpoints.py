@@ -2,19 +2,32 @@
 
 A checkpoint holds the model, the optimizer (its step counter tells the phase
 plan where to resume), the weight average and the per-epoch history so far, so
-a killed run picks up where it stopped instead of starting over.
+a killed run picks up where it stopped instead of starting over. The best weights validation has
+seen are kept beside them (``best_weights.npz``, written on each new best), so a resumed run can
+still end on weights from before the cut.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 HISTORY_FILE = "history.json"
+BEST_FILE = "best_weights.npz"
+
+
+class Best(NamedTuple):
+    """The best weights validation has seen: their epoch, their metric, the model's weights in order."""
+
+    epoch: int
+    value: float
+    weights: List[np.ndarray]
 
 
 class Checkpoints:
@@ -51,6 +64,33 @@ class Checkpoints:
             json.dump(self.history, f)
         logging.info("Checkpoint at step %d: %s", step, path)
         return path
+
+    def save_best(self, best: Best) -> None:
+        """Writes ``best`` beside the checkpoints (replacing the one there, never leaving half a file)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, *best.weights, epoch=best.epoch, value=best.value)
+        tf.io.gfile.makedirs(self.write_directory)
+        path = os.path.join(self.write_directory, BEST_FILE)
+        with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+            f.write(buffer.getvalue())
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+    def restore_best(self, expected: Sequence[tf.Variable]) -> Optional[Best]:
+        """Returns the best weights kept in ``directory`` (None if there are none), checked against the
+        model's ``expected`` weights: a checkpoint of another model is an error, not a silent mix."""
+        path = os.path.join(self.directory, BEST_FILE)
+        if not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path, "rb") as f:
+            kept = np.load(io.BytesIO(f.read()))
+        weights = [kept[f"arr_{i}"] for i in range(len(kept.files) - 2)]
+        shapes = [tuple(w.shape) for w in weights]
+        if shapes != [tuple(v.shape) for v in expected]:
+            raise ValueError(
+                f"{path} holds {len(weights)} weights that do not match this model's {len(expected)}: it was "
+                "written by a different model; delete the checkpoint directory to train from the start"
+            )
+        return Best(int(kept["epoch"]), float(kept["value"]), weights)
 
     def remove(self) -> None:
         """Deletes the directory this process writes: a finished run is not resumed."""

@@ -283,7 +283,9 @@ def fit(profile: Profile, paths: Paths) -> Fitted:
     if checkpoints.restore():
         resumed_from = int(optimizer.iterations.numpy())
         logging.info("Resuming at step %d of %d from %s", resumed_from, plan[-1].last_step, checkpoints.directory)
-    validation = validation_callback(profile, two_tower, table, train_examples, eval_examples)
+    validation = validation_callback(profile, two_tower, table, train_examples, eval_examples, checkpoints)
+    if validation is not None and resumed_from:
+        validation.resume(checkpoints.restore_best(two_tower.weights))
     session = Session(
         model=two_tower,
         schedule=schedule,
@@ -318,8 +320,13 @@ def validation_callback(
     table: Optional[Dict[str, np.ndarray]],
     train_examples: tf.data.Dataset,
     eval_examples: tf.data.Dataset,
+    checkpoints: Checkpoints,
 ) -> Optional[ValidationCallback]:
-    """Returns the validation callback (``trainer.validation``), or None when it is off or eval is empty."""
+    """Returns the validation callback (``trainer.validation``), or None when it is off or eval is empty.
+
+    With ``trainer.restore_best`` it keeps each new best beside ``checkpoints``, so that a resumed run
+    still ends on the best weights.
+    """
     t = profile.trainer
     if not t.validation_users or table is None:
         return None
@@ -327,4 +334,5 @@ def validation_callback(
     if sample is None:
         return None
     items = {name: table[name] for name in two_tower.candidate_tower.feature_names}
-    return ValidationCallback(sample, items, t.validation_k, t.patience)
+    keep = checkpoints.save_best if t.restore_best else None
+    return ValidationCallback(sample, items, t.validation_k, t.patience, keep=keep)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from twotower.trainer.checkpoints import Best
 from twotower.transform.features import ITEM_ID, USER_ID
 
 USER_BATCH = 256  # users ranked at once: [256, n_items] scores
@@ -109,9 +110,16 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     count. ``item_features``: the transformed features of every vocabulary item, by item index.
     """
 
-    def __init__(self, sample: ValidationSample, item_features: Mapping[str, np.ndarray], k: int, patience: int):
+    def __init__(
+        self,
+        sample: ValidationSample,
+        item_features: Mapping[str, np.ndarray],
+        k: int,
+        patience: int,
+        keep: Optional[Callable[[Best], None]] = None,
+    ):
         super().__init__()
-        self.sample, self.k, self.patience = sample, k, patience
+        self.sample, self.k, self.patience, self.keep = sample, k, patience, keep
         self.items = {name: tf.constant(v) for name, v in item_features.items()}
         self.key = f"val_recall@{k}"
         self.best = -1.0
@@ -119,6 +127,11 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         self.best_weights: Optional[List[np.ndarray]] = None
         self.waited = 0
         self.averages: List[Dict[str, Any]] = []
+
+    def resume(self, best: Optional[Best]) -> None:
+        """Carries on from the best an earlier (cut-off) run kept, so that the end can restore it."""
+        if best is not None:
+            self.best, self.best_epoch, self.best_weights = best.value, best.epoch, best.weights
 
     def start_phase(self) -> None:
         """Starts counting epochs without improvement anew (a new phase, a new loss)."""
@@ -153,6 +166,8 @@ class ValidationCallback(tf.keras.callbacks.Callback):
             return value, False
         self.best, self.best_epoch = value, epoch
         self.best_weights = [w.numpy() for w in self.model.weights]
+        if self.keep is not None:
+            self.keep(Best(epoch, value, self.best_weights))
         return value, True
 
     def check_average(self, epoch: int, phase: str) -> float:
