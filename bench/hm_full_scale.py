@@ -15,10 +15,12 @@ second, Transform train examples analysed per second, Trainer examples per secon
 loop (the trainer's own measure; the component also reads, embeds the catalogue and exports), the
 evaluator's held-out users per second. ``--scale`` shrinks all three sizes for a trial run.
 
-The memory peaks so far are kept in pipeline-N.peaks.json as each component ends, so a run that is
+The memory peaks so far are kept in pipeline-N.peaks.json as each component ends and every 30 s, so a run that is
 cut off keeps what it measured. ``--resume`` carries on such a run: it keeps the pipeline root and
 runs with ``--cache``, so the components that finished are reused; their rows come from the earlier
-run's log and peaks (kept as pipeline-N.log.1 and pipeline-N.peaks.1.json) and say so.
+run that ran them (whose log and peaks are kept as pipeline-N.log.1 and pipeline-N.peaks.1.json,
+the run before it's as .log.2, and so on) and say so; the Trainer's time and rate add up its epochs
+over every run.
 """
 
 import argparse
@@ -39,6 +41,7 @@ TRANSACTIONS, CUSTOMERS, ARTICLES = 31_788_324, 1_371_980, 105_542
 START_DATE, DAYS = "2018-09-20", 7 * 104
 # the pipeline's "[i/n] Component ..." and "[i/n] Component done in Xs[ (cached)]" lines:
 # (name, state, seconds when done, " (cached)" when its outputs were reused)
+PEAKS_EVERY_S = 30.0
 PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (\.\.\.|done in ([0-9.]+)s( \(cached\))?)$", re.M)
 
 
@@ -81,8 +84,11 @@ def generate(data: str, n: Dict[str, int]) -> Dict[str, Any]:
 
 
 def follow_components(peaks_path: str) -> Callable[[str, TreeSampler], None]:
-    """Returns a line handler that switches the sampler to the component a progress line starts,
-    back to none when it is done, and then writes the peaks so far to ``peaks_path``."""
+    """Returns a line handler that switches the sampler to the component a progress line starts and
+    back to none when it is done. It writes the peaks so far to ``peaks_path`` when a component ends
+    and on any line at most every PEAKS_EVERY_S seconds, so a run cut off mid-component (the Trainer's
+    hours) keeps that component's peak too."""
+    written = [time.monotonic()]
 
     def on_line(line: str, sampler: TreeSampler) -> None:
         match = PROGRESS.match(line.strip())
@@ -90,8 +96,9 @@ def follow_components(peaks_path: str) -> Callable[[str, TreeSampler], None]:
             name, state = match.group(1), match.group(2)
             sampler.phase(name if state == "..." else None)
             print(line.rstrip(), flush=True)
-            if state != "...":
-                write_json(peaks_path, sampler.snapshot())
+        if (match and match.group(2) != "...") or time.monotonic() - written[0] >= PEAKS_EVERY_S:
+            write_json(peaks_path, sampler.snapshot())
+            written[0] = time.monotonic()
 
     return on_line
 
@@ -120,9 +127,10 @@ def log_walls(path: str) -> Dict[str, Tuple[float, bool]]:
 RECORD = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ \S+ absl: (.*)$")
 
 
-def earlier_run(run_log: str) -> Dict[str, Any]:
-    """Returns the run before the last one in the pipeline's run.log (TFX appends each run's records):
-    ``{"wall_s", "cut": component running when it ended or None, "cut_wall_s": that component's time}``."""
+def run_records(run_log: str) -> List[Dict[str, Any]]:
+    """Returns every run in the pipeline's run.log (TFX appends each run's records), oldest first:
+    ``{"wall_s", "cut": component running when it ended or None, "cut_wall_s": that component's time}``
+    (the last run's "cut" is whatever ran at its last record)."""
     from twotower.pipeline.local import COMPONENT_STATE
 
     runs: List[List[Tuple[float, str]]] = []
@@ -135,19 +143,60 @@ def earlier_run(run_log: str) -> Dict[str, Any]:
             if match.group(2).startswith("Using deployment config") or not runs:
                 runs.append([])
             runs[-1].append((when, match.group(2)))
-    if len(runs) < 2:
-        return {}
-    records = runs[-2]
-    started: Dict[str, float] = {}
-    for when, message in records:
-        state = COMPONENT_STATE.match(message)
-        if state and state.group(2) == "running":
-            started[state.group(1)] = when
-        elif state:
-            started.pop(state.group(1), None)
-    end = records[-1][0]
-    cut = next(iter(started), None)
-    return {"wall_s": end - records[0][0], "cut": cut, "cut_wall_s": end - started[cut] if cut else None}
+    out = []
+    for records in runs:
+        started: Dict[str, float] = {}
+        for when, message in records:
+            state = COMPONENT_STATE.match(message)
+            if state and state.group(2) == "running":
+                started[state.group(1)] = when
+            elif state:
+                started.pop(state.group(1), None)
+        end = records[-1][0]
+        cut = next(iter(started), None)
+        out.append({"wall_s": end - records[0][0], "cut": cut, "cut_wall_s": end - started[cut] if cut else None})
+    return out
+
+
+# Keras's per-epoch lines (verbose=2): "Epoch 4/4" then "55052/55052 - 1877s - loss: ..."
+EPOCH = re.compile(r"^Epoch (\d+)/\d+\n(\d+)/\d+ - (\d+)s - ", re.M)
+
+
+def log_epochs(path: str) -> List[Tuple[int, int, float]]:
+    """Returns (epoch from 0, steps run, seconds) for each epoch a pipeline log shows ended."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        log = f.read()
+    return [(int(epoch) - 1, int(steps), float(seconds)) for epoch, steps, seconds in EPOCH.findall(log)]
+
+
+def epoch_rows(logs: List[str], history: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Returns each training epoch's wall time, steps and rate over every run's log (``logs`` oldest
+    first), with its phase and validation recall from the trainer's history."""
+    recall = {e["epoch"]: e for e in history.get("epochs", [])}
+    batch = {
+        epoch: p["batch_size"]
+        for p in history.get("phases", [])
+        for epoch in range(p["first_epoch"], p["last_epoch"] + 1)
+    }
+    rows = []
+    for log in logs:
+        for epoch, steps, seconds in log_epochs(log):
+            examples = steps * batch.get(epoch, 0)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "phase": recall.get(epoch, {}).get("phase"),
+                    "measured_in": os.path.basename(log),
+                    "steps": steps,
+                    "wall_s": seconds,
+                    "ms_per_step": round(1000 * seconds / steps, 1),
+                    "examples_per_s": rate(examples, seconds),
+                    "val_recall@50": recall.get(epoch, {}).get("val_recall@50"),
+                }
+            )
+    return rows
 
 
 def rate(count: Optional[float], seconds: float) -> Optional[float]:
@@ -155,14 +204,21 @@ def rate(count: Optional[float], seconds: float) -> Optional[float]:
 
 
 def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
-    """Returns {components: {NAME: {wall_s, peak_rss_mb, per_s, ...}}, metrics: {model: metrics}, evaluation: {...}}."""
+    """Returns {components: {NAME: {wall_s, peak_rss_mb, per_s, ...}}, metrics: {model: metrics}, evaluation: {...}}.
+
+    After ``--resume`` a component this run took from the cache gets the row of the latest earlier run
+    that ran it; a Trainer cut off and resumed adds the time each earlier run spent in it, and its
+    rate is over the epochs every run's log shows.
+    """
     from twotower.cli.bench import training_history
     from twotower.pipeline.local import METADATA_FILE, read_result
 
     result = read_result(os.path.join(root, METADATA_FILE), measured["seconds"], {})
-    walls = log_walls(root + ".log")
-    earlier_walls, earlier_peaks = log_walls(root + ".log.1"), read_json(root + ".peaks.1.json")
-    cut = earlier_run(os.path.join(root, "run.log")) if earlier_walls else {}
+    n_earlier = earlier_runs(root)
+    logs = [root + ".log"] + [earlier_log(root, k)[0] for k in range(1, n_earlier + 1)]  # newest first
+    walls = [log_walls(log) for log in logs]
+    peaks_by_run = [measured["phases"]] + [read_json(earlier_log(root, k)[1]) for k in range(1, n_earlier + 1)]
+    earlier = run_records(os.path.join(root, "run.log"))[:-1][-n_earlier:] if n_earlier else []
     splits = result.ingestion["splits"]
     history = training_history(root)
     counts = {
@@ -172,11 +228,11 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
         "RetrievalEvaluator": (result.metrics.get("eval_users"), "held-out users"),
     }
     components = {}
-    for name, peaks in measured["phases"].items():
-        wall, cached = walls.get(name, (float("nan"), False))
-        reused = cached and name in earlier_walls
-        if reused:  # this run took its outputs from the cache: the row is the earlier run's
-            wall, peaks = earlier_walls[name][0], earlier_peaks.get(name, {})
+    for name in measured["phases"]:
+        # the newest run that ran it (not from the cache); this run's when none did
+        ran = next((i for i, w in enumerate(walls) if name in w and not w[name][1]), 0)
+        wall = walls[ran].get(name, (float("nan"), False))[0]
+        peaks = peaks_by_run[ran].get(name, {})
         count, of = counts.get(name, (None, None))
         row = {
             "wall_s": round(wall, 1),
@@ -186,27 +242,12 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
             "per_s": rate(count, wall),
             "per_s_of": of,
         }
-        if reused:
-            row["measured_in"] = os.path.basename(root) + ".log.1 (reused here from the cache)"
+        if ran:
+            row["measured_in"] = os.path.basename(logs[ran]) + " (reused here from the cache)"
             if not peaks:
                 row["peak_rss_mb"] = row["peak_rss_max_process_mb"] = row["processes"] = None  # not kept
         if name == "Trainer":
-            resumed = history.get("resumed_from_step", 0)
-            trained = sum(
-                max(0, p["last_step"] - max(p["first_step"], resumed)) * p["batch_size"] for p in history["phases"]
-            )
-            row.update(per_s=round(history["examples_per_s"], 1), per_s_of="training examples, phase loop")
-            row["examples_trained"] = trained
-            row["component_examples_per_s"] = rate(trained, wall)
-            if resumed:  # from the checkpoints of a run that was cut off while training
-                row["resumed_from_step"] = resumed
-                if cut.get("cut") == name:
-                    row["earlier_run_wall_s"] = round(cut["cut_wall_s"], 1)
-                    row["wall_s_both_runs"] = round(wall + cut["cut_wall_s"], 1)
-            row["epochs"] = [
-                {k: e.get(k) for k in ("epoch", "phase", "loss", "val_recall@50", "learning_rate")}
-                for e in history["epochs"]
-            ]
+            row.update(trainer_row(row, wall, history, logs, earlier))
         components[name] = row
     evaluation = {
         "blessing": result.metrics.get("blessing"),
@@ -218,11 +259,73 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
         "pushed": result.pushed_model is not None,
     }
     out = {"components": components, "metrics": result.metrics.get("models"), "evaluation": evaluation}
-    if cut:
-        out["earlier_run"] = {"wall_s": round(cut["wall_s"], 1), "cut_in": cut["cut"]}
-        if TREE in earlier_peaks:  # up to the last component it finished
-            out["earlier_run"]["peak_rss_mb"] = round(earlier_peaks[TREE]["tree_sum_mb"])
+    if earlier:
+        out["earlier_runs"] = [
+            {"log": os.path.basename(log), "wall_s": round(run["wall_s"], 1), "cut_in": run["cut"]}
+            for log, run in zip(reversed(logs[1:]), earlier, strict=True)
+        ]
+        for k, run in zip(range(n_earlier, 0, -1), out["earlier_runs"], strict=True):
+            kept = read_json(earlier_log(root, k)[1])
+            if TREE in kept:  # up to the last time it wrote its peaks
+                run["peak_rss_mb"] = round(kept[TREE]["tree_sum_mb"])
     return out
+
+
+def trainer_row(
+    row: Dict[str, Any], wall: float, history: Dict[str, Any], logs: List[str], earlier: List[Dict[str, Any]]
+) -> Dict[str, Any]:
+    """Returns the Trainer row's additions: its rate over the phase loop, its epochs, and after a resume
+    the time the earlier runs spent in it."""
+    resumed = history.get("resumed_from_step", 0)
+    trained = sum(max(0, p["last_step"] - max(p["first_step"], resumed)) * p["batch_size"] for p in history["phases"])
+    epochs = epoch_rows(list(reversed(logs)), history)
+    extra: Dict[str, Any] = {
+        "per_s": round(history["examples_per_s"], 1),
+        "per_s_of": "training examples, phase loop",
+        "examples_trained": trained,
+        "component_examples_per_s": rate(trained, wall),
+        "epochs": epochs,
+        "validation": {k: history.get("validation", {}).get(k) for k in ("best", "best_epoch", "restored")},
+    }
+    if resumed:  # from the checkpoints of runs that were cut off while training
+        extra["resumed_from_step"] = resumed
+        before = sum(run["cut_wall_s"] for run in earlier if run["cut"] == "Trainer")
+        extra["earlier_runs_wall_s"] = round(before, 1)
+        extra["wall_s_all_runs"] = round(wall + before, 1)
+        seconds = sum(e["wall_s"] for e in epochs)
+        examples = sum(e["examples_per_s"] * e["wall_s"] for e in epochs if e["examples_per_s"])
+        extra.update(per_s=rate(examples, seconds), per_s_of="training examples, every run's epochs")
+    return extra
+
+
+def earlier_log(root: str, k: int) -> Tuple[str, str]:
+    """Returns the log and peaks files of the k-th run before the last (1: the one just before)."""
+    return f"{root}.log.{k}", f"{root}.peaks.{k}.json"
+
+
+def earlier_runs(root: str) -> int:
+    """Returns how many earlier runs under ``root`` kept their logs (pipeline-N.log.1, .log.2, ...)."""
+    k = 0
+    while os.path.exists(earlier_log(root, k + 1)[0]):
+        k += 1
+    return k
+
+
+def earlier_files(root: str) -> List[str]:
+    """Returns the earlier runs' log and peaks files that exist."""
+    paths = [p for k in range(1, earlier_runs(root) + 1) for p in earlier_log(root, k)]
+    return [p for p in paths if os.path.exists(p)]
+
+
+def rotate(root: str) -> None:
+    """Moves each earlier run's files one number up (.log.1 to .log.2, ...) and the last run's to .1."""
+    for k in range(earlier_runs(root), 0, -1):
+        for old, new in zip(earlier_log(root, k), earlier_log(root, k + 1), strict=True):
+            if os.path.exists(old):
+                os.replace(old, new)
+    for old, new in zip((root + ".log", root + ".peaks.json"), earlier_log(root, 1), strict=True):
+        if os.path.exists(old):
+            os.replace(old, new)
 
 
 def run_pipeline(root: str, data: str, beam_workers: int, resume: bool) -> Dict[str, Any]:
@@ -233,15 +336,12 @@ def run_pipeline(root: str, data: str, beam_workers: int, resume: bool) -> Dict[
     if resume:
         if not os.path.exists(root + ".log"):
             sys.exit(f"--resume: no earlier run at {root}")
-        os.replace(root + ".log", root + ".log.1")
-        if os.path.exists(root + ".peaks.json"):
-            os.replace(root + ".peaks.json", root + ".peaks.1.json")
+        rotate(root)
         cmd.append("--cache")
     else:
         shutil.rmtree(root, ignore_errors=True)  # no cache, no drift baseline from an earlier run
-        for stale in (root + ".log.1", root + ".peaks.1.json"):
-            if os.path.exists(stale):
-                os.remove(stale)
+        for stale in earlier_files(root):
+            os.remove(stale)
     return run_measured(cmd, root + ".log", on_line=follow_components(root + ".peaks.json"))
 
 
@@ -316,10 +416,11 @@ def main() -> None:
     finished = measured["exit_code"] in (EXIT_OK, EXIT_NOT_BLESSED)  # not blessed: the run finished all the same
     if finished:
         report.update(component_rows(root, measured))
-        if "earlier_run" in report:  # the whole run's time: both runs' (the earlier one until it was cut off)
+        if "earlier_runs" in report:  # the whole run's time: every run's (the earlier ones until they were cut off)
             report["this_run_wall_s"] = report["total_wall_s"]
-            report["total_wall_s"] = round(measured["seconds"] + report["earlier_run"]["wall_s"], 1)
-            report["peak_rss_mb"] = max(report["peak_rss_mb"], report["earlier_run"].get("peak_rss_mb", 0))
+            runs = report["earlier_runs"]
+            report["total_wall_s"] = round(measured["seconds"] + sum(r["wall_s"] for r in runs), 1)
+            report["peak_rss_mb"] = max([report["peak_rss_mb"]] + [r.get("peak_rss_mb", 0) for r in runs])
     else:
         report["components"] = {
             name: {"peak_rss_mb": round(p.get("tree_sum_mb", 0))} for name, p in measured["phases"].items()
