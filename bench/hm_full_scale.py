@@ -15,7 +15,7 @@ second, Transform train examples analysed per second, Trainer examples per secon
 loop (the trainer's own measure; the component also reads, embeds the catalogue and exports), the
 evaluator's held-out users per second. ``--scale`` shrinks all three sizes for a trial run.
 
-The memory peaks so far are kept in pipeline-N.peaks.json as each component ends and every 30 s, so a run that is
+The memory peaks so far are kept in pipeline-N.peaks.json every 30 s, so a run that is
 cut off keeps what it measured. ``--resume`` carries on such a run: it keeps the pipeline root and
 runs with ``--cache``, so the components that finished are reused; their rows come from the earlier
 run that ran them (whose log and peaks are kept as pipeline-N.log.1 and pipeline-N.peaks.1.json,
@@ -30,7 +30,7 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from bench_report import write_report  # bench/bench_report.py
 from proc_tree import TREE, TreeSampler, run_measured  # bench/proc_tree.py
@@ -41,7 +41,6 @@ TRANSACTIONS, CUSTOMERS, ARTICLES = 31_788_324, 1_371_980, 105_542
 START_DATE, DAYS = "2018-09-20", 7 * 104
 # the pipeline's "[i/n] Component ..." and "[i/n] Component done in Xs[ (cached)]" lines:
 # (name, state, seconds when done, " (cached)" when its outputs were reused)
-PEAKS_EVERY_S = 30.0
 PROGRESS = re.compile(r"^\[\d+/\d+\] (\S+) (\.\.\.|done in ([0-9.]+)s( \(cached\))?)$", re.M)
 
 
@@ -83,24 +82,12 @@ def generate(data: str, n: Dict[str, int]) -> Dict[str, Any]:
     return read_json(measures)
 
 
-def follow_components(peaks_path: str) -> Callable[[str, TreeSampler], None]:
-    """Returns a line handler that switches the sampler to the component a progress line starts and
-    back to none when it is done. It writes the peaks so far to ``peaks_path`` when a component ends
-    and on any line at most every PEAKS_EVERY_S seconds, so a run cut off mid-component (the Trainer's
-    hours) keeps that component's peak too."""
-    written = [time.monotonic()]
-
-    def on_line(line: str, sampler: TreeSampler) -> None:
-        match = PROGRESS.match(line.strip())
-        if match:
-            name, state = match.group(1), match.group(2)
-            sampler.phase(name if state == "..." else None)
-            print(line.rstrip(), flush=True)
-        if (match and match.group(2) != "...") or time.monotonic() - written[0] >= PEAKS_EVERY_S:
-            write_json(peaks_path, sampler.snapshot())
-            written[0] = time.monotonic()
-
-    return on_line
+def follow_components(line: str, sampler: TreeSampler) -> None:
+    """Switches the sampler to the component a progress line starts, and back to none when it is done."""
+    match = PROGRESS.match(line.strip())
+    if match:
+        sampler.phase(match.group(1) if match.group(2) == "..." else None)
+        print(line.rstrip(), flush=True)
 
 
 def write_json(path: str, value: Any) -> None:
@@ -342,7 +329,7 @@ def run_pipeline(root: str, data: str, beam_workers: int, resume: bool) -> Dict[
         shutil.rmtree(root, ignore_errors=True)  # no cache, no drift baseline from an earlier run
         for stale in earlier_files(root):
             os.remove(stale)
-    return run_measured(cmd, root + ".log", on_line=follow_components(root + ".peaks.json"))
+    return run_measured(cmd, root + ".log", on_line=follow_components, keep_peaks=root + ".peaks.json")
 
 
 def measured_before(out: str, root: str) -> Dict[str, Any]:
