@@ -16,6 +16,7 @@ import tensorflow as tf
 from twotower.config import PhaseConfig
 from twotower.export.assets import HISTORY_ASSET
 from twotower.export.package import train_and_export
+from twotower.trainer.train import fit
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -131,6 +132,24 @@ def test_killed_training_resumes_from_the_last_checkpoint(trainer_inputs, tmp_pa
     assert history["validation"]["best"] == pytest.approx(max(e["val_recall@50"] for e in history["epochs"]))
     assert not checkpoints.exists()
     assert tf.saved_model.load(str(tmp_path / "b" / "model")).signatures["serving_default"] is not None
+
+
+def test_a_run_cut_after_training_resumes_to_its_best_weights(trainer_inputs, tmp_path):
+    """Cut after its last phase (while exporting): the resumed run trains nothing and ends on the best weights."""
+    phases = (PhaseConfig("softmax", 2, learning_rate=0.5),)
+    profile = _profile(trainer_inputs, batch_size=64, phases=phases)
+    paths = trainer_inputs.paths(str(tmp_path), str(tmp_path / "checkpoints"))
+    first = fit(profile, paths)  # trained; not exported, so its checkpoints stay as a cut-off run leaves them
+    best = first.history["validation"]
+    weights = [w.numpy() for w in first.model.weights]
+
+    again = fit(profile, paths)
+    assert again.history["resumed_from_step"] == again.history["phases"][-1]["last_step"]
+    assert again.history["epochs"] == first.history["epochs"]  # no epoch run again
+    v = again.history["validation"]
+    assert v["restored"] and v["best"] == pytest.approx(best["best"]) and v["best_epoch"] == best["best_epoch"]
+    for resumed, trained in zip(again.model.weights, weights, strict=True):
+        np.testing.assert_array_equal(resumed.numpy(), trained)
 
 
 def test_mirrored_strategy_on_two_logical_cpus(trainer_inputs, tmp_path):

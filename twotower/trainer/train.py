@@ -335,4 +335,6 @@ def validation_callback(
         return None
     items = {name: table[name] for name in two_tower.candidate_tower.feature_names}
     keep = checkpoints.save_best if t.restore_best else None
-    return ValidationCallback(sample, items, t.validation_k, t.patience, keep=keep)
+    callback = ValidationCallback(sample, items, t.validation_k, t.patience, keep=keep)
+    callback.set_model(two_tower)  # fit() sets it too, but a run resumed after its last phase never calls fit()
+    return callback
