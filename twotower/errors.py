@@ -5,7 +5,9 @@ Exit codes of the ``twotower`` command:
 - ``EXIT_OK`` 0: success;
 - ``EXIT_NOT_BLESSED`` 1: the run finished but the model was not blessed, so nothing was pushed;
 - ``EXIT_BAD_INPUT`` 2: bad config, flags, or data that cannot be read; the message names the file and field;
-- ``EXIT_REJECTED`` 3: the data was read but rejected by its contract (quarantine limit, anomalies, drift).
+- ``EXIT_REJECTED`` 3: the data was read but rejected by its contract (quarantine limit, anomalies, drift);
+- ``EXIT_FAILED`` 4: the command failed on an unexpected error (a bug, a lost disk); the traceback says where.
+  Not 1, which Python gives an uncaught exception: a script must not mistake a crash for "not blessed".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ EXIT_OK = 0
 EXIT_NOT_BLESSED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REJECTED = 3
+EXIT_FAILED = 4
 
 
 class ConfigError(ValueError):

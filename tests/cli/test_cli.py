@@ -24,6 +24,14 @@ def test_data_generate_writes_the_three_files(tmp_path, capsys):
     assert "wrote 300 transactions" in capsys.readouterr().out
 
 
+def test_an_unexpected_failure_exits_4_not_1_with_its_traceback(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    code = cli.main(["data", "generate", "--out", str(tmp_path / "a-file" / "out"), "--quiet"])
+    assert code == cli.EXIT_FAILED == 4  # 1 is "not blessed"; Python's own exit for a crash is 1 too
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "twotower: failed: NotADirectoryError" in err
+
+
 def test_bad_config_exits_2_naming_it(tmp_path, capsys):
     assert cli.main(["run", "--config", "nope", "--data", str(tmp_path), "--pipeline-root", str(tmp_path)]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 from typing import List, Optional
 
@@ -17,9 +18,17 @@ from twotower.cli.contract import add_contract_commands
 from twotower.cli.data import add_data_commands
 from twotower.cli.run import add_run_command, add_vertex_command
 from twotower.cli.serving import add_serving_commands
-from twotower.errors import BAD_INPUT, EXIT_BAD_INPUT, EXIT_NOT_BLESSED, EXIT_OK, EXIT_REJECTED, REJECTED
+from twotower.errors import (
+    BAD_INPUT,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_NOT_BLESSED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    REJECTED,
+)
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_NOT_BLESSED", "EXIT_OK", "EXIT_REJECTED", "build_parser", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_NOT_BLESSED", "EXIT_OK", "EXIT_REJECTED", "build_parser", "main"]
 
 # Library deprecation chatter (google-cloud on Python 3.10, Beam) is not the user's business.
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -56,3 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BAD_INPUT as e:  # ConfigError and DataError are ValueErrors
         print(f"twotower: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as e:  # noqa: BLE001 - anything else is a failure, not "not blessed" (Python's 1)
+        traceback.print_exc()
+        print(f"twotower: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
