@@ -141,21 +141,34 @@ def run_records(run_log: str) -> List[Dict[str, Any]]:
                 started.pop(state.group(1), None)
         end = records[-1][0]
         cut = next(iter(started), None)
-        out.append({"wall_s": end - records[0][0], "cut": cut, "cut_wall_s": end - started[cut] if cut else None})
+        out.append(
+            {
+                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(records[0][0])),
+                "wall_s": end - records[0][0],
+                "cut": cut,
+                "cut_wall_s": end - started[cut] if cut else None,
+            }
+        )
     return out
 
 
-# Keras's per-epoch lines (verbose=2): "Epoch 4/4" then "55052/55052 - 1877s - loss: ..."
-EPOCH = re.compile(r"^Epoch (\d+)/\d+\n(\d+)/\d+ - (\d+)s - ", re.M)
+# Keras's per-epoch lines (verbose=2): "Epoch 4/4" then "55052/55052 - 1877s - loss: ...". The
+# header of a run's very first epoch does not reach the log (seen on every run here), hence optional.
+EPOCH = re.compile(r"^(?:Epoch (\d+)/\d+\n)?(\d+)/\d+ - (\d+)s - ", re.M)
 
 
 def log_epochs(path: str) -> List[Tuple[int, int, float]]:
-    """Returns (epoch from 0, steps run, seconds) for each epoch a pipeline log shows ended."""
+    """Returns (epoch from 0, steps run, seconds) for each epoch a pipeline log shows ended; an epoch
+    without its header line is the one after the previous (the first: epoch 0)."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
         log = f.read()
-    return [(int(epoch) - 1, int(steps), float(seconds)) for epoch, steps, seconds in EPOCH.findall(log)]
+    epochs, previous = [], -1
+    for header, steps, seconds in EPOCH.findall(log):
+        previous = int(header) - 1 if header else previous + 1
+        epochs.append((previous, int(steps), float(seconds)))
+    return epochs
 
 
 def epoch_rows(logs: List[str], history: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -334,11 +347,29 @@ def run_pipeline(root: str, data: str, beam_workers: int, resume: bool) -> Dict[
 
 def measured_before(out: str, root: str) -> Dict[str, Any]:
     """Returns the measures of the run that wrote ``out``: its wall time, exit code and whole-run peaks
-    from ``out``, and the per-component peaks that run kept beside its log."""
+    from ``out``, and the per-component peaks that run kept beside its log.
+
+    Without ``out`` (the measuring process died before writing it) they are rebuilt from the last run
+    in run.log and the peaks the sampler kept; the exit code is then unknown (None) and the run counts
+    as finished when no component was left running.
+    """
     prior = read_json(out)
+    kept = read_json(root + ".peaks.json")
+    phases = {name: peaks for name, peaks in kept.items() if name != TREE}
     if not prior:
-        sys.exit(f"--report-only: no earlier report at {out}")
-    phases = {name: peaks for name, peaks in read_json(root + ".peaks.json").items() if name != TREE}
+        last = run_records(os.path.join(root, "run.log"))[-1] if os.path.exists(os.path.join(root, "run.log")) else {}
+        if not last or TREE not in kept:
+            sys.exit(f"--report-only: no earlier report at {out}, and no run.log and peaks under {root} to rebuild it")
+        return {
+            "seconds": last["wall_s"],
+            "exit_code": None,
+            "finished": last["cut"] is None,
+            "tree_sum_mb": kept[TREE]["tree_sum_mb"],
+            "max_process_mb": kept[TREE]["max_process_mb"],
+            "phases": phases,
+            "started": last["started"],
+            "resumed": earlier_runs(root) > 0,
+        }
     return {
         "seconds": prior.get("this_run_wall_s", prior["total_wall_s"]),
         "exit_code": prior["exit_code"],
@@ -400,9 +431,13 @@ def main() -> None:
         "log": root + ".log",
         "resumed": measured["resumed"],
     }
-    finished = measured["exit_code"] in (EXIT_OK, EXIT_NOT_BLESSED)  # not blessed: the run finished all the same
+    # not blessed: the run finished all the same; no exit code: rebuilt from run.log (see measured_before)
+    finished = measured.get("finished", measured["exit_code"] in (EXIT_OK, EXIT_NOT_BLESSED))
     if finished:
         report.update(component_rows(root, measured))
+        if report["exit_code"] is None:  # rebuilt from run.log: what the command would have returned
+            report["exit_code"] = EXIT_OK if report["evaluation"]["pushed"] else EXIT_NOT_BLESSED
+            report["exit_code_from"] = "whether a model was pushed (the measuring process died before the run ended)"
         if "earlier_runs" in report:  # the whole run's time: every run's (the earlier ones until they were cut off)
             report["this_run_wall_s"] = report["total_wall_s"]
             runs = report["earlier_runs"]
