@@ -421,6 +421,11 @@ def test_list_inputs_are_read_padded_and_taken_from_each_users_earliest_row(worl
     assert data.queries["recent_ages"].dtype == np.float32
     np.testing.assert_array_equal(data.queries["recent_ages"], [[3, 10, 0], [10, 0, 0], [0, 0, 0]])
     assert data.truth == [{b"c", b"d"}, {b"b"}, {b"d"}]
+    assert data.seen == {}  # evaluator.exclude_seen is off
+    # with it on: the seen items of the held-out users only; u3, known but not held out, is left out
+    excluding = dataclasses.replace(profile, evaluator=dataclasses.replace(profile.evaluator, exclude_seen=True))
+    seen = read_held_out(excluding, inputs, splits["train"], [str(held_out)], splits["catalog"]).seen
+    assert seen == {b"u1": {b"a", b"b"}, b"u2": {b"a"}}
     # the model: u1 [b (1/4), a (1/11), c, d], u2 [a, b, c, d], u4 [a, b, c, d] (ties: lower index first)
     # recall@2: u1 0 of {c, d}, u2 1 (b), u4 0 -> 1/3; had u1's day-12 row been used, [d, b] would hit d
     assert ev.model_lists(tf.saved_model.load(path), data, 2, check_served=True) == [

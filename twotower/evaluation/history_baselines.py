@@ -12,11 +12,10 @@ from typing import Iterator, List, Sequence, Tuple
 import numpy as np
 import scipy.sparse
 
-from twotower.evaluation.baselines import top_k_indices
-
 SECONDS_PER_DAY = 86_400
 # Working-memory bound of the item-kNN steps, in matrix entries: a block of co-occurrence rows while pruning, a
-# [users, n_items] float64 score batch while scoring (2^22 entries = 32 MB, a few times that with sort temporaries).
+# batch of users' sparse scores while scoring (2^22 entries = 32 MB of values, a few times that with indices and
+# sort temporaries).
 KNN_BLOCK_ENTRIES = 2**22
 # Scores are rounded to this many decimals before ranking, so that equal sums added in another order tie exactly
 # and the tie goes to the lower index.
@@ -128,11 +127,18 @@ def item_knn_weights(users: np.ndarray, items: np.ndarray, n_items: int, neighbo
     return scipy.sparse.csr_matrix((sims, (rows.astype(np.int64), cols.astype(np.int64))), shape=(n_items, n_items))
 
 
-def _batches(n_users: int, n_items: int) -> Iterator[slice]:
-    """Yields slices of users whose [users, n_items] score matrix stays under ``KNN_BLOCK_ENTRIES``."""
-    size = max(1, KNN_BLOCK_ENTRIES // max(1, n_items))
-    for start in range(0, n_users, size):
-        yield slice(start, min(n_users, start + size))
+def _batches(histories: Sequence[np.ndarray], row_width: int, n_items: int) -> Iterator[slice]:
+    """Yields slices of users whose sparse scores stay under ``KNN_BLOCK_ENTRIES`` entries: a user's scores
+    are at most min(n_items, history length x ``row_width``), W's widest row."""
+    start, entries = 0, 0
+    for end, h in enumerate(histories):
+        width = min(n_items, len(h) * row_width)
+        if end > start and entries + width > KNN_BLOCK_ENTRIES:
+            yield slice(start, end)
+            start, entries = end, 0
+        entries += width
+    if start < len(histories):
+        yield slice(start, len(histories))
 
 
 def item_knn_recommend(
@@ -144,23 +150,31 @@ def item_knn_recommend(
     ``item_knn_weights``. A user's score for item j is the sum of cos(h, j) over history items h that keep j
     among their neighbours. Ties go to the lower index (scores rounded to ``SCORE_DECIMALS`` decimals first).
     With ``exclude_seen`` the user's history items are left out. A list is shorter than ``k`` when fewer items
-    score above 0 (no history: empty); the caller fills it. Users are scored in batches of at most
-    ``KNN_BLOCK_ENTRIES`` scores.
+    score above 0 (no history: empty); the caller fills it. Only the scores above 0 are ever stored (x_u · W
+    stays sparse: a user's history times W's ``neighbours``-wide rows), ranked a batch of at most
+    ``KNN_BLOCK_ENTRIES`` of them at a time; no [users, n_items] matrix is dense.
     """
     n_items = weights.shape[0]
     if k < 1:
         raise ValueError(f"item_knn_recommend: k must be >= 1, got {k}")
+    row_width = int(np.diff(weights.indptr).max()) if weights.nnz else 0
     out: List[np.ndarray] = []
-    for part in _batches(len(histories), n_items):
+    for part in _batches(histories, row_width, n_items):
         batch = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories[part]]
         flat = np.concatenate(batch) if batch else np.zeros(0, dtype=np.int64)
         _check_items(flat, n_items, "item_knn_recommend")
-        rows = np.repeat(np.arange(len(batch)), [h.size for h in batch])
-        x = scipy.sparse.csr_matrix((np.ones(flat.size), (rows, flat)), shape=(len(batch), n_items))
-        scores = np.round((x @ weights).toarray(), SCORE_DECIMALS)  # [batch, n_items]
+        history_rows = np.repeat(np.arange(len(batch)), [h.size for h in batch])
+        x = scipy.sparse.csr_matrix((np.ones(flat.size), (history_rows, flat)), shape=(len(batch), n_items))
+        scores = (x @ weights).tocoo()
+        rows, cols = scores.row.astype(np.int64), scores.col.astype(np.int64)
+        values = np.round(scores.data, SCORE_DECIMALS)
+        keep = values > 0
         if exclude_seen:
-            scores[rows, flat] = 0.0
-        top = top_k_indices(scores, min(k, n_items))
-        positive = np.take_along_axis(scores, top, axis=1) > 0
-        out.extend(row[mask] for row, mask in zip(top, positive, strict=True))
+            keep &= ~np.isin(rows * n_items + cols, history_rows * n_items + flat)
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        order = np.lexsort((cols, -values, rows))  # by user, then score descending, then index ascending
+        rows, cols = rows[order], cols[order]
+        starts = np.searchsorted(rows, np.arange(len(batch)), side="left")
+        ends = np.searchsorted(rows, np.arange(len(batch)), side="right")
+        out.extend(cols[s : min(e, s + k)] for s, e in zip(starts, ends, strict=True))
     return out
