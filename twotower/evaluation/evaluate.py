@@ -27,6 +27,7 @@ from twotower.evaluation.baseline_lists import baseline_lists
 from twotower.evaluation.blessing import blessing
 from twotower.evaluation.bootstrap import Bootstrap, bootstrap
 from twotower.evaluation.held_out import HeldOut, check_comparable, input_specs, read_held_out
+from twotower.export import repeats
 
 QUERY_BATCH = 1024
 LAST_BLESSED = "last_blessed"  # the last blessed model's name in recall curves and plots
@@ -50,10 +51,11 @@ def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = Fal
         inputs = {name: tf.constant(held_out.queries[name][start : start + QUERY_BATCH]) for name in names}
         depth = min(len(item_ids), k + max(len(held_out.seen.get(u, ())) for u in users))
         out = query(**inputs)
-        scores = tf.matmul(out["embedding"], embeddings, transpose_b=True).numpy()
+        scores = tf.matmul(out["embedding"], embeddings, transpose_b=True)  # stays a tensor: top_k reads it as is
         if "history_scores" in out:  # the user's own earlier items, scored as served (export.repeats)
-            with_history_scores(scores, out["history_item_ids"].numpy(), out["history_scores"].numpy(), row_of)
-        top = tf.math.top_k(tf.constant(scores), depth)
+            rows = history_rows(out["history_item_ids"].numpy(), row_of)
+            scores = repeats.with_history_scores(scores, tf.constant(rows), out["history_scores"])
+        top = tf.math.top_k(scores, depth)
         if check_served and start == 0:
             served = loaded.signatures["serving_default"](**inputs)["scores"].numpy()
             width = min(served.shape[1], depth)
@@ -64,14 +66,11 @@ def model_lists(loaded: Any, held_out: HeldOut, k: int, check_served: bool = Fal
     return recs
 
 
-def with_history_scores(
-    scores: np.ndarray, history_ids: np.ndarray, history_scores: np.ndarray, row_of: Mapping[bytes, int]
-) -> None:
-    """Sets, in place, each history item's column of ``scores`` ``[users, n]`` to its served history score."""
-    for user, (ids, values) in enumerate(zip(history_ids, history_scores, strict=True)):
-        for item, value in zip(ids, values, strict=True):
-            if item:
-                scores[user, row_of[item]] = value
+def history_rows(history_ids: np.ndarray, row_of: Mapping[bytes, int]) -> np.ndarray:
+    """Returns ``[users, width]`` catalogue rows of the history item ids, -1 for padding (b"")."""
+    return np.array([[row_of[i] if i else -1 for i in ids] for ids in history_ids], dtype=np.int64).reshape(
+        history_ids.shape
+    )
 
 
 def _last_blessed_lists(
