@@ -86,15 +86,16 @@ def _binary_matrix(users: np.ndarray, items: np.ndarray, n_items: int) -> scipy.
     return x
 
 
-def _top_in_row(values: np.ndarray, n: int) -> np.ndarray:
-    """Returns the positions of ``values``' ``n`` largest, ascending; ties at the cut go to the lower positions
-    (a CSR row's columns are sorted, so to the lower column). Linear time: no sort of the row."""
+def _top_in_row(values: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """Returns the positions of ``values``' ``n`` largest; ties at the cut go to the lower ``cols``. Linear time
+    (a partition, then a sort of the tied values only), so a row's columns need not be sorted."""
     if values.size <= n:
         return np.arange(values.size)
     kth = np.partition(values, values.size - n)[values.size - n]  # the n-th largest
     above = np.flatnonzero(values > kth)
-    ties = np.flatnonzero(values == kth)[: n - above.size]
-    return np.sort(np.concatenate([above, ties]))
+    ties = np.flatnonzero(values == kth)
+    ties = ties[np.argsort(cols[ties], kind="stable")[: n - above.size]]
+    return np.concatenate([above, ties])
 
 
 def item_knn_weights(users: np.ndarray, items: np.ndarray, n_items: int, neighbours: int) -> scipy.sparse.csr_matrix:
@@ -116,8 +117,7 @@ def item_knn_weights(users: np.ndarray, items: np.ndarray, n_items: int, neighbo
     block = max(1, KNN_BLOCK_ENTRIES // max(1, n_items))
     parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n_items, block):
-        co = (xt[start : start + block] @ x).tocsr()  # [block, n_items] co-occurrence counts
-        co.sort_indices()
+        co = (xt[start : start + block] @ x).tocsr()  # [block, n_items] co-occurrence counts, columns unsorted
         for r in range(co.shape[0]):
             item, span = start + r, slice(co.indptr[r], co.indptr[r + 1])
             cols, counts = co.indices[span].astype(np.int64), co.data[span]
@@ -125,7 +125,7 @@ def item_knn_weights(users: np.ndarray, items: np.ndarray, n_items: int, neighbo
             cols, counts = cols[off], counts[off]
             # n_i n_j is an exact integer, so equal cosines are equal floats and tie exactly
             sims = counts / np.sqrt(per_item[item] * per_item[cols])
-            keep = _top_in_row(sims, neighbours)
+            keep = _top_in_row(sims, cols, neighbours)
             parts.append((np.full(keep.size, item, dtype=np.int64), cols[keep], sims[keep]))
     rows, cols, sims = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(3))
     return scipy.sparse.csr_matrix((sims, (rows.astype(np.int64), cols.astype(np.int64))), shape=(n_items, n_items))
