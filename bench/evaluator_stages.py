@@ -1,0 +1,118 @@
+"""Benchmark: the RetrievalEvaluator's stages, each timed, on a finished pipeline's model and examples.
+
+    .venv/bin/python bench/evaluator_stages.py --pipeline-root R --config hm --out F
+
+Runs ``twotower.evaluation.evaluate``'s steps one by one in this process, as the evaluator
+component runs them (known interactions: train + eval; held out: test), and records each
+step's wall and CPU seconds and the process's resident memory after it and at its peak
+(sampled 5 times a second). The model is the newest under ``R/Trainer/model``; the examples are
+the newest JoinExampleGen output. For the full-size run of ``hm_full_scale.py``, where the
+evaluator is the stage the issue's 10-minute target applies to.
+"""
+
+import argparse
+import glob
+import os
+import threading
+import time
+from typing import Any, Callable, Dict
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import psutil  # noqa: E402
+from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
+
+
+class Stages:
+    """Times named steps; keeps each one's wall/CPU seconds and RSS (after, peak)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0.0
+        self.rows: Dict[str, Dict[str, float]] = {}
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
+            time.sleep(0.2)
+
+    def run(self, name: str, step: Callable[[], Any]) -> Any:
+        self.peak = 0.0
+        wall, cpu = time.monotonic(), time.process_time()
+        value = step()
+        rss = self.process.memory_info().rss / 2**20
+        self.rows[name] = {
+            "wall_s": round(time.monotonic() - wall, 1),
+            "cpu_s": round(time.process_time() - cpu, 1),
+            "rss_after_mb": round(rss),
+            "peak_rss_mb": round(max(self.peak, rss)),
+        }
+        print(name, self.rows[name], flush=True)
+        return value
+
+
+def newest(pattern: str) -> str:
+    """Returns the path matching ``pattern`` whose last directory number is highest."""
+    paths = glob.glob(pattern)
+    if not paths:
+        raise SystemExit(f"nothing matches {pattern}")
+    return max(paths, key=lambda p: [int(part) for part in p.split(os.sep) if part.isdigit()])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pipeline-root", required=True, help="a finished `twotower run`'s pipeline root")
+    parser.add_argument("--config", default="hm", help="the profile the run used")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from twotower.config import load_profile
+    from twotower.evaluation import evaluate as e
+    from twotower.evaluation import metrics
+    from twotower.evaluation.baseline_lists import baseline_lists
+    from twotower.evaluation.held_out import input_specs, read_held_out
+
+    root = args.pipeline_root
+    model_dir = newest(os.path.join(root, "Trainer", "model", "*", "Format-Serving"))
+    examples = newest(os.path.join(root, "JoinExampleGen", "examples", "*"))
+
+    def split(name: str) -> str:
+        return os.path.join(examples, f"Split-{name}", "*")
+
+    profile = load_profile(args.config)
+    ev, s = profile.evaluator, Stages()
+    started = time.monotonic()
+    loaded = s.run("load model", lambda: tf.saved_model.load(model_dir))
+    inputs = input_specs(loaded.signatures["serving_default"])
+    held = s.run(
+        "read held-out and known examples",
+        lambda: read_held_out(profile, inputs, [split("train"), split("eval")], [split("test")], [split("catalog")]),
+    )
+    k = max(ev.ks)
+    lists = {"twotower": s.run("model lists", lambda: e.model_lists(loaded, held, k, check_served=True))}
+    lists.update(s.run("baseline lists", lambda: baseline_lists(profile, held, k)[0]))
+    n = len(held.catalogue)
+    s.run("metric tables", lambda: {m: metrics.metric_table(r, held.truth, ev.ks, n) for m, r in lists.items()})
+    s.run("recall curves", lambda: {m: metrics.recall_curve(r, held.truth, k) for m, r in lists.items()})
+    s.run("bootstrap", lambda: e._bootstrap(lists, held.truth, ev))
+    s.run("cold start", lambda: e.cold_start(lists, held, ev))
+    write_report(
+        args.out,
+        {
+            "model_dir": model_dir,
+            "eval_users": len(held.users),
+            "catalogue_size": n,
+            "known_interactions": int(len(held.known_items)),
+            "baselines": [name for name in lists if name != "twotower"],
+            "total_wall_s": round(time.monotonic() - started, 1),
+            "stages": s.rows,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
