@@ -5,7 +5,7 @@
 Runs ``twotower.evaluation.evaluate``'s steps one by one in this process, as the evaluator
 component runs them (known interactions: train + eval; held out: test), and records each
 step's wall and CPU seconds and the process's resident memory after it and at its peak
-(sampled 5 times a second). The model is the newest under ``R/Trainer/model``; the examples are
+(``proc_tree.TreeSampler``, 5 samples a second). The model is the newest under ``R/Trainer/model``; the examples are
 the newest JoinExampleGen output. For the full-size run of ``hm_full_scale.py``, where the
 evaluator is the stage the issue's 10-minute target applies to.
 """
@@ -13,7 +13,6 @@ evaluator is the stage the issue's 10-minute target applies to.
 import argparse
 import glob
 import os
-import threading
 import time
 from typing import Any, Callable, Dict
 
@@ -22,43 +21,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import psutil  # noqa: E402
 from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
+from proc_tree import TreeSampler  # noqa: E402  (bench/proc_tree.py)
 
 
 class Stages:
-    """Times named steps; keeps each one's wall/CPU seconds and RSS (after, peak)."""
+    """Times named steps; keeps each one's wall/CPU seconds and this process's RSS after it and at its peak."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
-        self.peak = 0.0
+        self.sampler = TreeSampler(self.process.pid, interval=0.2)
         self.rows: Dict[str, Dict[str, float]] = {}
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while True:
-            self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
-            time.sleep(0.2)
 
     def run(self, name: str, step: Callable[[], Any]) -> Any:
-        self.peak = 0.0
+        self.sampler.phase(name)
         wall, cpu = time.monotonic(), time.process_time()
         value = step()
+        self.rows[name] = {"wall_s": round(time.monotonic() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1)}
+        self.sampler.phase(None)
         rss = self.process.memory_info().rss / 2**20
-        self.rows[name] = {
-            "wall_s": round(time.monotonic() - wall, 1),
-            "cpu_s": round(time.process_time() - cpu, 1),
-            "rss_after_mb": round(rss),
-            "peak_rss_mb": round(max(self.peak, rss)),
-        }
+        self.rows[name]["rss_after_mb"] = round(rss)
+        self.rows[name]["peak_rss_mb"] = round(max(rss, self.sampler.snapshot()[name].get("max_process_mb", 0)))
         print(name, self.rows[name], flush=True)
         return value
 
 
-def newest(pattern: str) -> str:
-    """Returns the path matching ``pattern`` whose last directory number is highest."""
-    paths = glob.glob(pattern)
+def newest_examples(pipeline_root: str) -> str:
+    """Returns the newest JoinExampleGen output directory (``JoinExampleGen/examples/N``) under the root."""
+    paths = glob.glob(os.path.join(pipeline_root, "JoinExampleGen", "examples", "*"))
     if not paths:
-        raise SystemExit(f"nothing matches {pattern}")
-    return max(paths, key=lambda p: [int(part) for part in p.split(os.sep) if part.isdigit()])
+        raise SystemExit(f"no JoinExampleGen output under {pipeline_root}")
+    return max(paths, key=os.path.getmtime)
 
 
 def main() -> None:
@@ -70,6 +62,7 @@ def main() -> None:
 
     import tensorflow as tf
 
+    from twotower.cli.bench import newest_model_dir
     from twotower.config import load_profile
     from twotower.evaluation import evaluate as e
     from twotower.evaluation import metrics
@@ -77,8 +70,7 @@ def main() -> None:
     from twotower.evaluation.held_out import input_specs, read_held_out
 
     root = args.pipeline_root
-    model_dir = newest(os.path.join(root, "Trainer", "model", "*", "Format-Serving"))
-    examples = newest(os.path.join(root, "JoinExampleGen", "examples", "*"))
+    model_dir, examples = newest_model_dir(root), newest_examples(root)
 
     def split(name: str) -> str:
         return os.path.join(examples, f"Split-{name}", "*")

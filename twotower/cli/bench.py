@@ -36,13 +36,18 @@ def per_user_split(profile: Profile, test_fraction: float = PER_USER_TEST) -> Pr
     return dataclasses.replace(profile, split=split)
 
 
-def training_history(pipeline_root: str) -> Dict[str, Any]:
-    """Returns the newest trained model's history.json (phases, per-epoch losses, examples/s) under the root."""
+def newest_model_dir(pipeline_root: str) -> str:
+    """Returns the newest trained model's SavedModel directory (``Trainer/model/N/Format-Serving``) under the root."""
     pattern = os.path.join(pipeline_root, "Trainer", "model", "*", "Format-Serving", HISTORY_ASSET)
     paths = sorted(glob.glob(pattern), key=os.path.getmtime)
     if not paths:
         raise FileNotFoundError(f"no trained model's history matches {pattern}")
-    with open(paths[-1], encoding="utf-8") as f:
+    return paths[-1][: -len(HISTORY_ASSET) - 1]
+
+
+def training_history(pipeline_root: str) -> Dict[str, Any]:
+    """Returns the newest trained model's history.json (phases, per-epoch losses, examples/s) under the root."""
+    with open(os.path.join(newest_model_dir(pipeline_root), HISTORY_ASSET), encoding="utf-8") as f:
         return json.load(f)
 
 
