@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="twotower",
         description="twotower: a two-tower retrieval recommender on TFX. `twotower COMMAND --help` for flags.",
         epilog="exit codes: 0 ok; 1 model not blessed (nothing pushed); 2 bad config, flags or unreadable data; "
-        "3 data rejected by its contract (quarantine limit, anomalies, drift)",
+        "3 data rejected by its contract (quarantine limit, anomalies, drift); 4 unexpected failure (traceback)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_data_commands(commands)  # data generate, data movielens
