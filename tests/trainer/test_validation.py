@@ -94,6 +94,23 @@ def test_a_resumed_run_restores_the_best_kept_before_the_cut(tmp_path):
         checkpoints.restore_best(other.weights)
 
 
+def test_a_phase_resumed_after_epochs_without_a_new_best_keeps_their_count():
+    model = _TwoTower(GOOD[:, ::-1].copy(), ITEMS)  # every epoch below scores 0.25
+    callback = ValidationCallback(SAMPLE, {"x": np.arange(4)}, k=1, patience=3)
+    callback.set_model(model)
+    callback.resume(validation.Best(epoch=4, value=0.25, weights=[w.numpy() for w in model.weights]))
+    # the phase began at epoch 3; epochs 3, 4, 5 and 6 were done, its best at 4: 5 and 6 did not improve
+    callback.start_phase(first_epoch=3, epochs_done=4)
+    assert callback.waited == 2
+    callback.on_epoch_end(7, {})
+    assert model.stop_training  # 3 without a new best, as in one uninterrupted run
+    # the best came in an earlier phase: every epoch done in this one counts; a new phase counts from 0
+    callback.start_phase(first_epoch=5, epochs_done=1)
+    assert callback.waited == 1
+    callback.start_phase(first_epoch=9)
+    assert callback.waited == 0
+
+
 def test_no_patience_never_stops_and_a_weight_average_can_be_the_best():
     model = _TwoTower(GOOD[:, ::-1].copy(), ITEMS)
     callback = ValidationCallback(SAMPLE, {"x": np.arange(4)}, k=1, patience=0)

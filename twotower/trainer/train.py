@@ -224,7 +224,7 @@ def run_plan(session: Session) -> Tuple[float, List[str]]:
             phases.PhaseCallback(p, s.schedule, s.average, s.log_dir, resumed=step > p.first_step)
         ]
         if s.validation is not None:
-            s.validation.start_phase()
+            s.validation.start_phase(p.first_epoch, (step - p.first_step) // p.steps_per_epoch)
             callbacks.append(s.validation)
         callbacks += [
             HistoryCallback(s.checkpoints, p.phase.name),

@@ -133,9 +133,15 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         if best is not None:
             self.best, self.best_epoch, self.best_weights = best.value, best.epoch, best.weights
 
-    def start_phase(self) -> None:
-        """Starts counting epochs without improvement anew (a new phase, a new loss)."""
-        self.waited = 0
+    def start_phase(self, first_epoch: int = 0, epochs_done: int = 0) -> None:
+        """Starts counting epochs without improvement for the phase whose first epoch is ``first_epoch``.
+
+        A new phase (a new loss) counts from 0. A phase resumed after ``epochs_done`` of its epochs
+        counts those that came after its best (all of them when its best is from an earlier phase),
+        so a cut and a resume do not give a phase more patience than one uninterrupted run.
+        """
+        improved = first_epoch if self.best_epoch is None else max(first_epoch, self.best_epoch + 1)
+        self.waited = max(0, first_epoch + epochs_done - improved)
 
     def recall(self, repeat_scale: float = 1.0) -> float:
         """Returns Recall@K of the model's current weights on the sample."""
