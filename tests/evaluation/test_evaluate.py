@@ -32,7 +32,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from twotower.components.evaluator import executor
 from twotower.config import load_profile
 from twotower.evaluation import evaluate as ev
-from twotower.evaluation.held_out import check_comparable, read_held_out
+from twotower.evaluation.held_out import check_comparable, read_columns, read_held_out
 from twotower.export.assets import HISTORY_ASSET
 
 DAY = 86_400
@@ -435,3 +435,16 @@ def test_list_inputs_are_read_padded_and_taken_from_each_users_earliest_row(worl
     ]
     result = ev.evaluate(profile, path, splits["train"], [str(held_out)], splits["catalog"])
     assert result["models"]["twotower"]["recall@2"] == pytest.approx(1 / 3)
+
+
+def test_read_columns_keeps_one_object_per_distinct_id(tmp_path):
+    # TensorFlow hands each row its own bytes object; 31M known rows of 1.4M users must not keep 31M copies
+    rows = [{"user": f"u{i % 3}".encode(), "t": i} for i in range(10)]
+    _write(tmp_path / "a.gz", rows[:6])
+    _write(tmp_path / "b.gz", rows[6:])  # the pool spans files and batches
+    spec = {"user": tf.io.VarLenFeature(tf.string), "t": tf.io.VarLenFeature(tf.int64)}
+    columns = read_columns([str(tmp_path / "a.gz"), str(tmp_path / "b.gz")], spec)
+    users = columns["user"]
+    assert sorted(users.tolist()) == sorted(r["user"] for r in rows)
+    assert users.dtype == object and len({id(u) for u in users}) == 3
+    assert sorted(columns["t"].tolist()) == list(range(10))
