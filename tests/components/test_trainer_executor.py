@@ -7,7 +7,11 @@ here instead of the two-tower trainer (the pipeline tests run that one the same 
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 from tfx.proto import trainer_pb2
@@ -22,6 +26,7 @@ RUN_FN = textwrap.dedent(
     import os
     import signal
     import sys
+    import time
 
     from twotower.errors import DataError
 
@@ -33,6 +38,10 @@ RUN_FN = textwrap.dedent(
             raise DataError("events.csv row 7, field 'price': not a number")
         if action == "killed":
             os.kill(os.getpid(), signal.SIGKILL)
+        if action == "sleep":  # until killed; says where it sleeps first
+            with open(fn_args.custom_config["pid_file"], "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(600)
         os.makedirs(fn_args.serving_model_dir)
         with open(os.path.join(fn_args.serving_model_dir, "pid"), "w") as f:
             f.write(str(os.getpid()))
@@ -40,7 +49,7 @@ RUN_FN = textwrap.dedent(
 )
 
 
-def _do(tmp_path, action):
+def _do(tmp_path, action, **config):
     module_file = tmp_path / "run_fn_module.py"
     module_file.write_text(RUN_FN)
     examples = standard_artifacts.Examples()
@@ -57,7 +66,7 @@ def _do(tmp_path, action):
             standard_component_specs.MODULE_FILE_KEY: str(module_file),
             standard_component_specs.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=1)),
             standard_component_specs.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(num_steps=1)),
-            standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps({"action": action}),
+            standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps({"action": action, **config}),
         },
     )
     return os.path.join(model.uri, "Format-Serving")
@@ -94,3 +103,43 @@ def test_the_environment_marker_trains_in_this_process(tmp_path, monkeypatch):
     monkeypatch.setenv(TRAINER_CHILD_ENV, "")
     with open(os.path.join(_do(tmp_path, "export"), "pid")) as f:
         assert int(f.read()) == os.getpid()
+
+
+def test_the_training_process_dies_with_the_pipeline_process(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import pathlib, sys; from tests.components.test_trainer_executor import _do; "
+            f"_do(pathlib.Path({str(tmp_path)!r}), 'sleep', pid_file={str(pid_file)!r})",
+        ],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        env={k: v for k, v in os.environ.items() if k not in (TRAINER_CHILD_ENV, "TF_CONFIG")},
+    )
+    child = None
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() or not pid_file.read_text():
+            assert parent.poll() is None and time.monotonic() < deadline, "the training child never started"
+            time.sleep(0.2)
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)  # as the OOM killer or `kill -9` would
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, f"training process {child} outlived its parent"
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if child is not None and _alive(child):  # the test failed: leave no sleeper behind
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

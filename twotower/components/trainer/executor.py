@@ -53,6 +53,7 @@ HISTORIES_SPLIT = "histories"  # with a history feature: each user's history at 
 TRAINER_WORKERS = "trainer_workers"  # custom_config key: local worker processes (1: train in the executor)
 WORKER_LOGS = "workers"  # under the model_run directory: worker-<i>.log of a local cluster
 TRAINER_CHILD_ENV = "TWOTOWER_TRAINER_IN_PROCESS"  # set: train in this process; a path: also pickle an error there
+PARENT_ENV = "TWOTOWER_TRAINER_PARENT"  # the pid of the process that started the training child
 
 
 class TrainingProcessFailed(RuntimeError):
@@ -102,7 +103,10 @@ class Executor(trainer_executor.GenericExecutor):
         elif not task.multi_worker and TRAINER_CHILD_ENV not in os.environ:
             self._run_child(input_dict, output_dict, exec_properties)
         elif task.is_chief:
-            with _errors_to(os.environ.get(TRAINER_CHILD_ENV)):
+            error_file = os.environ.get(TRAINER_CHILD_ENV)
+            if error_file:  # the child _run_child started
+                _die_with_parent()
+            with _errors_to(error_file):
                 super().Do(input_dict, output_dict, exec_properties)
         else:  # trains in step with the chief; writes only temporary files
             self._log_startup(input_dict, output_dict, exec_properties)
@@ -141,11 +145,10 @@ class Executor(trainer_executor.GenericExecutor):
             error_file = os.path.join(scratch, "error.pickle")
             child = subprocess.Popen(
                 command,
-                env=dict(os.environ, **{TRAINER_CHILD_ENV: error_file}),
+                env=dict(os.environ, **{TRAINER_CHILD_ENV: error_file, PARENT_ENV: str(os.getpid())}),
                 stderr=subprocess.PIPE,
                 text=True,
                 errors="replace",
-                preexec_fn=_die_with_parent,
             )
             tail: collections.deque = collections.deque(maxlen=30)
             try:
@@ -207,9 +210,15 @@ def _read_error(path: str) -> Optional[Exception]:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: asks Linux to kill it when the parent dies, so a killed run leaves no trainer."""
+    """In the training child: asks Linux to kill it when its parent dies, so a killed run leaves no trainer.
+
+    Called in the child itself, not between fork and exec (``preexec_fn`` is unsafe in a process with
+    threads, as the pipeline's is); a parent gone before the call is caught by its changed pid.
+    """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.environ.get(PARENT_ENV) and os.getppid() != int(os.environ[PARENT_ENV]):
+        raise SystemExit("the pipeline process that started this training process is gone")
 
 
 class VertexExecutor(ai_platform_trainer_executor.GenericExecutor):
