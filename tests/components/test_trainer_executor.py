@@ -18,7 +18,13 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from twotower.components.trainer.executor import TRAINER_CHILD_ENV, Executor, TrainingProcessFailed
+from twotower.components.trainer.executor import (
+    ERROR_FILE_ENV,
+    PARENT_ENV,
+    TRAINER_CHILD_ENV,
+    Executor,
+    TrainingProcessFailed,
+)
 from twotower.errors import DataError
 
 RUN_FN = textwrap.dedent(
@@ -74,8 +80,8 @@ def _do(tmp_path, action, **config):
 
 @pytest.fixture(autouse=True)
 def _not_a_child(monkeypatch):
-    monkeypatch.delenv(TRAINER_CHILD_ENV, raising=False)
-    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for name in (TRAINER_CHILD_ENV, ERROR_FILE_ENV, PARENT_ENV, "TF_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_one_worker_trains_in_a_child_process_whose_log_reaches_this_ones(tmp_path, caplog):
@@ -100,7 +106,7 @@ def test_a_child_killed_without_an_exception_fails_with_its_exit_code_and_log(tm
 
 
 def test_the_environment_marker_trains_in_this_process(tmp_path, monkeypatch):
-    monkeypatch.setenv(TRAINER_CHILD_ENV, "")
+    monkeypatch.setenv(TRAINER_CHILD_ENV, "1")  # as README says
     with open(os.path.join(_do(tmp_path, "export"), "pid")) as f:
         assert int(f.read()) == os.getpid()
 
@@ -115,7 +121,9 @@ def test_the_training_process_dies_with_the_pipeline_process(tmp_path):
             f"_do(pathlib.Path({str(tmp_path)!r}), 'sleep', pid_file={str(pid_file)!r})",
         ],
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        env={k: v for k, v in os.environ.items() if k not in (TRAINER_CHILD_ENV, "TF_CONFIG")},
+        env={
+            k: v for k, v in os.environ.items() if k not in (TRAINER_CHILD_ENV, ERROR_FILE_ENV, PARENT_ENV, "TF_CONFIG")
+        },
     )
     child = None
     try:

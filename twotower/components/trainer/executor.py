@@ -52,8 +52,9 @@ CATALOG_SPLIT = "catalog"
 HISTORIES_SPLIT = "histories"  # with a history feature: each user's history at the end of the data
 TRAINER_WORKERS = "trainer_workers"  # custom_config key: local worker processes (1: train in the executor)
 WORKER_LOGS = "workers"  # under the model_run directory: worker-<i>.log of a local cluster
-TRAINER_CHILD_ENV = "TWOTOWER_TRAINER_IN_PROCESS"  # set: train in this process; a path: also pickle an error there
-PARENT_ENV = "TWOTOWER_TRAINER_PARENT"  # the pid of the process that started the training child
+TRAINER_CHILD_ENV = "TWOTOWER_TRAINER_IN_PROCESS"  # set (to anything): train in this process
+ERROR_FILE_ENV = "TWOTOWER_TRAINER_ERROR_FILE"  # set by _run_child: where its child pickles an exception
+PARENT_ENV = "TWOTOWER_TRAINER_PARENT"  # set by _run_child: the pid of the process that started the child
 
 
 class TrainingProcessFailed(RuntimeError):
@@ -103,7 +104,7 @@ class Executor(trainer_executor.GenericExecutor):
         elif not task.multi_worker and TRAINER_CHILD_ENV not in os.environ:
             self._run_child(input_dict, output_dict, exec_properties)
         elif task.is_chief:
-            error_file = os.environ.get(TRAINER_CHILD_ENV)
+            error_file = os.environ.get(ERROR_FILE_ENV)
             if error_file:  # the child _run_child started
                 _die_with_parent()
             with _errors_to(error_file):
@@ -145,7 +146,9 @@ class Executor(trainer_executor.GenericExecutor):
             error_file = os.path.join(scratch, "error.pickle")
             child = subprocess.Popen(
                 command,
-                env=dict(os.environ, **{TRAINER_CHILD_ENV: error_file, PARENT_ENV: str(os.getpid())}),
+                env=dict(
+                    os.environ, **{TRAINER_CHILD_ENV: "1", ERROR_FILE_ENV: error_file, PARENT_ENV: str(os.getpid())}
+                ),
                 stderr=subprocess.PIPE,
                 text=True,
                 errors="replace",
