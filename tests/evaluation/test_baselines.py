@@ -21,14 +21,28 @@ def test_ease_weights_match_dense_inverse_and_hand_values():
     p = np.linalg.inv(x.T @ x + 1.0 * np.eye(3))
     expected = -p / np.diag(p)[np.newaxis, :]
     np.fill_diagonal(expected, 0.0)
-    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    np.testing.assert_allclose(weights, expected, rtol=1e-6, atol=1e-12)
 
     # By hand: XᵀX = [[2,2,1],[2,3,2],[1,2,3]], G = XᵀX + I = [[3,2,1],[2,4,2],[1,2,4]], det G = 24,
     # P = G⁻¹ = adj(G) / 24 = [[12,-6,0],[-6,11,-4],[0,-4,8]] / 24, so diag(P) = [12, 11, 8] / 24.
     # B_ij = -P_ij / P_jj: B_01 = 6/11, B_02 = 0, B_10 = 6/12, B_12 = 4/8, B_20 = 0, B_21 = 4/11.
     hand = np.array([[0.0, 6 / 11, 0.0], [1 / 2, 0.0, 1 / 2], [0.0, 4 / 11, 0.0]])
-    np.testing.assert_allclose(weights, hand, rtol=1e-6)
+    np.testing.assert_allclose(weights, hand, rtol=1e-6, atol=1e-12)  # the zeros to float rounding
     np.testing.assert_array_equal(np.diag(weights), np.zeros(3))
+
+
+def test_ease_weights_built_and_inverted_in_blocks_equal_the_dense_inverse(monkeypatch):
+    # blocks of 7 columns over 50 items: uneven last block, every mirror path of the in-place inverse
+    monkeypatch.setattr(baselines, "BLOCK_ITEMS", 7)
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 300, 2400), rng.integers(0, 50, 2400)
+    weights = baselines.ease_weights(users, items, n_items=50, l2=10.0)
+    x = np.zeros((300, 50))
+    x[users, items] = 1.0
+    p = np.linalg.inv(x.T @ x + 10.0 * np.eye(50))
+    expected = -p / np.diag(p)[np.newaxis, :]
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_ease_weights_ignore_user_numbering():
@@ -97,8 +111,9 @@ def test_ease_feasible_and_argument_errors():
     assert baselines.ease_feasible(baselines.MAX_EASE_ITEMS)
     assert not baselines.ease_feasible(baselines.MAX_EASE_ITEMS + 1)
     assert not baselines.ease_feasible(0)
-    # 30,001 items would need 2 x 30,001² x 8 bytes = 14.4 GB: refused before allocating anything.
-    with pytest.raises(ValueError, match="14.4 GB"):
+    # 30,001 items would need 30,001² x (8 + 4) bytes = 10.8 GB (float64 inverse, float32 copy): refused before
+    # allocating anything.
+    with pytest.raises(ValueError, match="10.8 GB"):
         baselines.ease_weights(np.array([0]), np.array([0]), baselines.MAX_EASE_ITEMS + 1, 1.0)
     with pytest.raises(ValueError, match="l2 must be > 0"):
         baselines.ease_weights(TOY_USERS, TOY_ITEMS, 3, 0.0)
