@@ -11,16 +11,21 @@ TOY_USERS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3])
 TOY_ITEMS = np.array([0, 1, 1, 0, 1, 2, 1, 2, 2])
 
 
+def _dense_ease(users, items, n_users, n_items, l2):
+    """The independent path: dense binary X, numpy's general inverse, B = -P / diag(P) with a zero diagonal."""
+    x = np.zeros((n_users, n_items))
+    x[users, items] = 1.0
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(n_items))
+    expected = -p / np.diag(p)[np.newaxis, :]
+    np.fill_diagonal(expected, 0.0)
+    return expected
+
+
 def test_ease_weights_match_dense_inverse_and_hand_values():
     weights = baselines.ease_weights(TOY_USERS, TOY_ITEMS, n_items=3, l2=1.0)
     assert weights.shape == (3, 3) and weights.dtype == np.float32
 
-    # Independent path: dense binary X, numpy inverse.
-    x = np.zeros((4, 3))
-    x[TOY_USERS, TOY_ITEMS] = 1.0
-    p = np.linalg.inv(x.T @ x + 1.0 * np.eye(3))
-    expected = -p / np.diag(p)[np.newaxis, :]
-    np.fill_diagonal(expected, 0.0)
+    expected = _dense_ease(TOY_USERS, TOY_ITEMS, n_users=4, n_items=3, l2=1.0)
     np.testing.assert_allclose(weights, expected, rtol=1e-6, atol=1e-12)
 
     # By hand: XᵀX = [[2,2,1],[2,3,2],[1,2,3]], G = XᵀX + I = [[3,2,1],[2,4,2],[1,2,4]], det G = 24,
@@ -37,11 +42,7 @@ def test_ease_weights_built_and_inverted_in_blocks_equal_the_dense_inverse(monke
     rng = np.random.default_rng(3)
     users, items = rng.integers(0, 300, 2400), rng.integers(0, 50, 2400)
     weights = baselines.ease_weights(users, items, n_items=50, l2=10.0)
-    x = np.zeros((300, 50))
-    x[users, items] = 1.0
-    p = np.linalg.inv(x.T @ x + 10.0 * np.eye(50))
-    expected = -p / np.diag(p)[np.newaxis, :]
-    np.fill_diagonal(expected, 0.0)
+    expected = _dense_ease(users, items, n_users=300, n_items=50, l2=10.0)
     np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-7)
 
 
