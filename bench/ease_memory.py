@@ -10,7 +10,6 @@ to 2026-12-03: XᵀX as one sparse product made dense, ``np.linalg.inv``, then t
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -18,13 +17,9 @@ import time
 
 import numpy as np
 import scipy.sparse
+from proc_tree import own_rss_mb  # bench/proc_tree.py
 
 WAYS = ("before", "now")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def before(user_index: np.ndarray, item_index: np.ndarray, n_items: int, l2: float) -> np.ndarray:
@@ -45,7 +40,7 @@ def before(user_index: np.ndarray, item_index: np.ndarray, n_items: int, l2: flo
 def measure(way: str, items: int, users: int, per_user: int) -> dict:
     from twotower.evaluation.baselines import ease_weights
 
-    start_mb = _rss_mb()
+    start_mb = own_rss_mb()
     rng = np.random.default_rng(0)
     popularity = 1.0 / np.arange(1, items + 1) ** 0.8
     user_index = np.repeat(np.arange(users), per_user)

@@ -16,13 +16,9 @@ import subprocess
 import sys
 
 from bench_report import write_report  # bench/bench_report.py
+from proc_tree import own_rss_mb  # bench/proc_tree.py
 
 WAYS = ("shared", "per_row")
-
-
-def _rss_mb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 
 def measure(examples: str, config: str, way: str) -> dict:
@@ -38,10 +34,10 @@ def measure(examples: str, config: str, way: str) -> dict:
     spec = {name: tf.io.VarLenFeature(tf.string) for name in (d.user_id, d.item_id)}
     spec[d.timestamp] = tf.io.VarLenFeature(tf.int64)
     tf.constant(0)  # TensorFlow's own start-up memory belongs to "before"
-    before = _rss_mb()
+    before = int(own_rss_mb())
     columns = held_out.read_columns([os.path.join(examples, f"Split-{s}", "*") for s in ("train", "eval")], spec)
     gc.collect()
-    return {"rows": int(len(columns[d.user_id])), "rss_before_mb": before, "rss_after_mb": _rss_mb()}
+    return {"rows": int(len(columns[d.user_id])), "rss_before_mb": before, "rss_after_mb": int(own_rss_mb())}
 
 
 def main() -> None:

@@ -15,6 +15,11 @@ import psutil
 TREE = "__tree__"  # the key of the whole run's peaks
 
 
+def own_rss_mb() -> float:
+    """Returns this process's RSS in MB (a bench child measuring its own work)."""
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def tree_rss_mb(root: psutil.Process) -> List[float]:
     """Returns the RSS (MB) of ``root`` and of each of its live descendants."""
     rss = []

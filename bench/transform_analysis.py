@@ -25,6 +25,7 @@ import apache_beam as beam  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tensorflow_transform.beam as tft_beam  # noqa: E402
 from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
+from evaluator_stages import newest_examples  # noqa: E402  (bench/evaluator_stages.py)
 from tfx_bsl.public import tfxio  # noqa: E402
 
 import twotower  # noqa: E402
@@ -48,11 +49,12 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _newest(pattern: str) -> str:
-    found = sorted(glob.glob(pattern), key=os.path.getmtime)
-    if not found:
-        raise SystemExit(f"nothing matches {pattern}: has the pipeline run that far?")
-    return found[-1]
+def newest_schema(pipeline_root: str) -> str:
+    """Returns the newest ContractSchemaGen schema file under the root (the schema Transform reads with)."""
+    paths = glob.glob(os.path.join(pipeline_root, "ContractSchemaGen", "*", "*", "schema.pbtxt"))
+    if not paths:
+        raise SystemExit(f"no ContractSchemaGen output under {pipeline_root}")
+    return max(paths, key=os.path.getmtime)
 
 
 def main() -> None:
@@ -63,8 +65,8 @@ def main() -> None:
     args = parser.parse_args()
 
     profile = load_profile(args.config)
-    train = _newest(os.path.join(args.pipeline_root, "JoinExampleGen", "examples", "*", "Split-train"))
-    schema = _newest(os.path.join(args.pipeline_root, "ContractSchemaGen", "*", "*", "schema.pbtxt"))
+    train = os.path.join(newest_examples(args.pipeline_root), "Split-train")
+    schema = newest_schema(args.pipeline_root)
     source = tfxio.TFExampleRecord(os.path.join(train, "*"), schema=load_schema(schema))
 
     def preprocessing_fn(inputs):
