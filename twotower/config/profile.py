@@ -185,7 +185,7 @@ class TrainerConfig:
     # training ends on the best weights seen. validation_users 0 turns all three off.
     validation_users: int = 2000
     validation_k: int = 50
-    patience: int = 2
+    patience: int = 0
     restore_best: bool = True
 
     def plan(self) -> tuple[PhaseConfig, ...]:
