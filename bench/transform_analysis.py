@@ -9,6 +9,10 @@ profile's ``preprocessing_fn`` on Beam's in-process runner (one process, so the 
 pass's own and holds on a busy machine) and writes the transform graph to a temporary directory.
 To compare two versions of the code,
 run it once from each checkout (``PYTHONPATH=<checkout>``; ``code`` in the JSON says which ran).
+
+``--tf-compat-v1`` traces ``preprocessing_fn`` as a TF1 graph, as the pipeline's Transform does since
+2026-12-03 (``transform.preprocessing.TF_COMPAT_V1``); without it, as a tf.function (TFT's default, which
+the pipeline used before), where the history columns are analysis inputs too.
 """
 
 import argparse
@@ -62,7 +66,14 @@ def main() -> None:
     parser.add_argument("--pipeline-root", required=True, help="a `twotower run` pipeline root")
     parser.add_argument("--config", default="hm", help="the profile the run used")
     parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument(
+        "--tf-compat-v1",
+        action="store_true",
+        help="trace preprocessing_fn as a TF1 graph (TFT's force_tf_compat_v1), as the pipeline's Transform does; "
+        "default: as a tf.function",
+    )
     args = parser.parse_args()
+    v1 = args.tf_compat_v1
 
     profile = load_profile(args.config)
     train = os.path.join(newest_examples(args.pipeline_root), "Split-train")
@@ -72,12 +83,16 @@ def main() -> None:
     def preprocessing_fn(inputs):
         return preprocess(inputs, profile)
 
-    analyze_inputs = sorted(tft.get_analyze_input_columns(preprocessing_fn, source.TensorAdapter().OriginalTypeSpecs()))
+    analyze_inputs = sorted(
+        tft.get_analyze_input_columns(
+            preprocessing_fn, source.TensorAdapter().OriginalTypeSpecs(), force_tf_compat_v1=v1
+        )
+    )
     source = source.Project(analyze_inputs)  # as TFX's Transform executor reads for analysis
     started, cpu = time.monotonic(), _cpu_s()
     with tempfile.TemporaryDirectory() as temp:
         pipeline = beam.Pipeline()
-        with tft_beam.Context(temp_dir=temp):
+        with tft_beam.Context(temp_dir=temp, force_tf_compat_v1=v1):
             raw = pipeline | "Read" >> source.BeamSource()
             _ = raw | "Count" >> beam.ParDo(CountRows())
             transform_fn = (raw, source.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(preprocessing_fn)
@@ -93,6 +108,7 @@ def main() -> None:
             "pipeline_root": args.pipeline_root,
             "train": train,
             "code": os.path.dirname(os.path.dirname(os.path.abspath(twotower.__file__))),
+            "force_tf_compat_v1": v1,
             "analyze_inputs": analyze_inputs,
             "examples": examples,
             "wall_s": round(wall, 1),

@@ -16,6 +16,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, sche
 from twotower.config import from_dict, load_profile
 from twotower.transform import features
 from twotower.transform.features import ITEM_ID, TEXT_PADDING, USER_ID, preprocess, raw_inputs
+from twotower.transform.preprocessing import TF_COMPAT_V1
 
 N = 300
 START = 1600214400  # 2020-09-16 00:00:00 UTC, a Wednesday, day 259 (0-based) of leap year 2020
@@ -78,7 +79,7 @@ def analyze_and_transform(profile, temp: str, out: str) -> list:
     """Runs Transform on the N rows; writes the transform graph (raw metadata too) to ``out``; returns the rows."""
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     metadata_io.write_metadata(metadata, os.path.join(out, tft.TFTransformOutput.RAW_METADATA_DIR))
-    with tft_beam.Context(temp_dir=temp):
+    with tft_beam.Context(temp_dir=temp, force_tf_compat_v1=TF_COMPAT_V1):  # as the pipeline traces it
         (data, _), transform_fn = ([raw_row(i) for i in range(N)], metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocess(inputs, profile)
         )

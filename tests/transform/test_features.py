@@ -12,6 +12,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from twotower.config import load_profile
 from twotower.transform.features import ITEM_ID, USER_ID, preprocess, to_dense
+from twotower.transform.preprocessing import TF_COMPAT_V1
 
 N = 300
 
@@ -68,7 +69,7 @@ def transformed(tmp_path_factory):
                 row[key] = [value]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
     temp = str(tmp_path_factory.mktemp("tft"))
-    with tft_beam.Context(temp_dir=temp):
+    with tft_beam.Context(temp_dir=temp, force_tf_compat_v1=TF_COMPAT_V1):  # as the pipeline traces it
         (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocess(inputs, profile)
         )
@@ -142,3 +143,21 @@ def test_to_dense_fills_missing_values():
     assert to_dense(tf.constant([[1], [2]], tf.int32)).dtype == tf.int64
     ints = tf.SparseTensor(indices=[[1, 0]], values=tf.constant([1600000000], tf.int64), dense_shape=[2, 1])
     assert to_dense(ints).numpy().tolist() == [0, 1600000000]
+
+
+def test_analysis_reads_only_the_columns_analyzers_need():
+    """Traced as the pipeline traces it, Transform's analysis does not decode the 50-wide history columns."""
+    profile = load_profile("hm")
+    specs = {
+        name: tf.SparseTensorSpec([None, None], spec.dtype)
+        if isinstance(spec, tf.io.VarLenFeature)
+        else tf.TensorSpec([None, *spec.shape], spec.dtype)
+        for name, spec in _feature_spec().items()
+    }
+    columns = set(
+        tft.get_analyze_input_columns(
+            lambda inputs: preprocess(inputs, profile), specs, force_tf_compat_v1=TF_COMPAT_V1
+        )
+    )
+    assert {"customer_id", "article_id", "age", "product_group_name"} <= columns
+    assert not columns & {"recent_items", "recent_items_age_days"}

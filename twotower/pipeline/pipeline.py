@@ -24,6 +24,7 @@ from twotower.components.trainer.executor import TRAINER_WORKERS
 from twotower.config import Profile
 from twotower.ingest.splits import TABLE_SPLITS, split_names
 from twotower.schema.contract import Range
+from twotower.transform.preprocessing import TF_COMPAT_V1
 
 PREPROCESSING_FN = "twotower.transform.preprocessing.preprocessing_fn"
 
@@ -83,6 +84,7 @@ def model_components(
         # StatisticsGen already has every split's statistics; Transform's own pre- and post-transform TFDV
         # statistics would decode every column (the 50-item histories too) and transform the data once more
         disable_statistics=True,
+        force_tf_compat_v1=TF_COMPAT_V1,  # analysis decodes only what analyzers read (preprocessing.py)
         custom_config={"profile": profile.to_json()},
     )
     transform.add_upstream_node(data_gate)  # nothing is transformed until the data passed the gate

@@ -27,6 +27,7 @@ from twotower.ingest.write import write_outputs
 from twotower.schema.contract import contract_schema, profile_ranges
 from twotower.trainer.train import Paths
 from twotower.transform.features import preprocess
+from twotower.transform.preprocessing import TF_COMPAT_V1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,10 @@ def prepare(profile: Profile, data_dir: str, root: str) -> TrainerInputs:
     graph = os.path.join(root, "transform_graph")
     schema = contract_schema(profile)
     source = tfxio.TFExampleRecord(file_pattern=os.path.join(split_dirs["train"], "*.gz"), schema=schema)
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=os.path.join(root, "tft_tmp")):
+    with (
+        beam.Pipeline() as pipeline,
+        tft_beam.Context(temp_dir=os.path.join(root, "tft_tmp"), force_tf_compat_v1=TF_COMPAT_V1),
+    ):
         transform_fn = (pipeline | source.BeamSource(), source.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(
             lambda inputs: preprocess(inputs, profile)
         )

@@ -197,7 +197,11 @@ def day_of_year(days: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # day of the year starting 1 March, [0, 365]
     month_from_march = (5 * doy + 2) // 153  # 0 = March .. 11 = February
     year = yoe + era * 400 + tf.cast(month_from_march >= 10, tf.int64)
-    leap = tf.cast((year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0)), tf.int64)
+    # tf.equal, not ==: Transform traces this as a TF1 graph, where == between tensors is Python identity (False)
+    leap = tf.cast(
+        tf.equal(year % 4, 0) & (tf.not_equal(year % 100, 0) | tf.equal(year % 400, 0)),
+        tf.int64,
+    )
     jan_feb = month_from_march >= 10
     return tf.where(jan_feb, doy - 306, doy + 59 + leap), 365 + leap
 
