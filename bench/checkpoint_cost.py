@@ -59,9 +59,7 @@ def main() -> None:
         seconds = save_seconds(customers, articles, args.saves)
         median = statistics.median(seconds)
         row = {"customers": customers, "articles": articles, "save_s": seconds, "median_save_s": median}
-        row["overhead_per_step"] = {
-            str(c): round(median / (c * args.ms_per_step / 1000), 4) for c in cadences
-        }
+        row["overhead_per_step"] = {str(c): round(median / (c * args.ms_per_step / 1000), 4) for c in cadences}
         rows.append(row)
         print(f"{customers:,} x {articles:,}: median {median:.2f} s per save, overhead {row['overhead_per_step']}")
     write_report(args.out, {"dim": DIM, "ms_per_step": args.ms_per_step, "sizes": rows})
