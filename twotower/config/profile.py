@@ -168,8 +168,8 @@ class TrainerConfig:
     optimizer: str = "adagrad"  # adagrad | adam | adamw
     weight_decay: float = 0.0  # adamw: decoupled weight decay (a fraction of each weight per step, x the rate)
     # 0: checkpoint at phase ends only. Each save writes every table with its optimizer slot and weight average:
-    # about 1.3 s for the full H&M size's 1.37M customers, so every 500 steps (11 s of training) cost about a
-    # tenth of the run (bench/checkpoint_cost.py); 5,000 steps is about 2 minutes of training there.
+    # 1.5 s for the full H&M size's 1.37M customers, so every 500 steps (11 s of training) cost 13.5% of the
+    # training time (bench/checkpoint_cost.py); 5,000 steps is about 2 minutes of training there, 1.4%.
     checkpoint_every_steps: int = 5000
     # where the transformed examples wait between epochs: auto (memory when they fit, else a local file),
     # memory or disk (trainer/cache.py)
