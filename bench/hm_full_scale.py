@@ -143,6 +143,7 @@ def run_records(run_log: str) -> List[Dict[str, Any]]:
         cut = next(iter(started), None)
         out.append(
             {
+                "end": end,
                 "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(records[0][0])),
                 "wall_s": end - records[0][0],
                 "cut": cut,
@@ -150,6 +151,20 @@ def run_records(run_log: str) -> List[Dict[str, Any]]:
             }
         )
     return out
+
+
+def extend_to_peaks(run: Dict[str, Any], peaks_file: str) -> None:
+    """Moves the end of an earlier ``run`` cut off in a component to the last time it wrote ``peaks_file``.
+
+    The Trainer runs in a child process whose records do not reach run.log, so a run cut off while
+    training ends there at the Trainer's start; its peaks file, written every 30 s until the run
+    ended, says how long it went on.
+    """
+    if not run["cut"] or not os.path.exists(peaks_file):
+        return
+    extra = max(0.0, os.path.getmtime(peaks_file) - run["end"])
+    run["wall_s"] += extra
+    run["cut_wall_s"] += extra
 
 
 # Keras's per-epoch lines (verbose=2): "Epoch 4/4" then "55052/55052 - 1877s - loss: ...". The
@@ -219,6 +234,8 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
     walls = [log_walls(log) for log in logs]
     peaks_by_run = [measured["phases"]] + [read_json(earlier_log(root, k)[1]) for k in range(1, n_earlier + 1)]
     earlier = run_records(os.path.join(root, "run.log"))[:-1][-n_earlier:] if n_earlier else []
+    for k, run in zip(range(n_earlier, 0, -1), earlier, strict=True):
+        extend_to_peaks(run, earlier_log(root, k)[1])
     splits = result.ingestion["splits"]
     history = training_history(root)
     counts = {
