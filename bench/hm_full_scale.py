@@ -282,7 +282,7 @@ def component_rows(root: str, measured: Dict[str, Any]) -> Dict[str, Any]:
             for log, run in zip(reversed(logs[1:]), earlier, strict=True)
         ]
         for k, run in zip(range(n_earlier, 0, -1), out["earlier_runs"], strict=True):
-            kept = read_json(earlier_log(root, k)[1])
+            kept = peaks_by_run[k]  # the k-th earlier run's peaks file, read above
             if TREE in kept:  # up to the last time it wrote its peaks
                 run["peak_rss_mb"] = round(kept[TREE]["tree_sum_mb"])
     return out
