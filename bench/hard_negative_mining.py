@@ -12,12 +12,21 @@ order-preserving bits, then the column). ``no_mining`` is the softmax over all 1
 floor. Each variant is checked to keep exactly ``top_k``'s columns, on random scores and on scores
 with ten copies of the cut value per row. Times are CPU milliseconds per call of forward plus
 gradient (a softmax cross-entropy over the kept columns), alternating the variants, median of
-``--repeats``: CPU time, so a busy machine inflates them less than wall time.
+``--repeats``: CPU time, so a busy machine inflates them less than wall time. ``twotower`` is the
+trainer's own ``model.hard_negative_mining``: ``nth_element_ties`` with NaN scores ranked lowest.
+
+``--train-step`` also times the hm profile's whole ``train_step`` in its hard-negatives phase
+(1,024 sampled negatives, 256 kept) on 40 batches of 512 demo examples, alternating the mining of
+TFRS's layer, of the trainer (``model.hard_negative_mining``) and none (the same candidates, no
+mining): ms per step, wall and CPU, mean of 3 passes over the batches, median over ``--repeats``.
+The mining's cost depends on the batch and candidate counts only, so the saving per step carries
+over to the full-size run's hard-negatives epoch.
 """
 
 import argparse
 import os
 import statistics
+import tempfile
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -25,7 +34,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
 from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
+
+from twotower.config import load_profile  # noqa: E402
+from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm  # noqa: E402
+from twotower.trainer import data, model, train  # noqa: E402
+from twotower.trainer.prepare import prepare  # noqa: E402
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs  # noqa: E402
 
 QUERIES, CANDIDATES, HARD = 512, 1536, 256
 KEEP = HARD + 1  # the positive and the hard negatives
@@ -84,6 +100,7 @@ def variants(labels: tf.Tensor) -> dict:
         return loss
 
     losses = {"tfrs": tfrs_layer, "no_mining": lambda scores: cross_entropy(scores, labels)}
+    losses["twotower"] = lambda scores: cross_entropy(*model.hard_negative_mining(scores, labels, HARD))
     losses.update({name: gathered(select) for name, select in SELECTIONS.items()})
 
     def with_gradient(loss):
@@ -109,11 +126,61 @@ def check(scores: tf.Tensor, labels: tf.Tensor) -> None:
             raise AssertionError(f"{name} keeps other columns than top_k")
 
 
+class TfrsMining(model.Retrieval):
+    """The trainer's Retrieval task with TFRS's ``HardNegativeMining`` layer, as before."""
+
+    def mine(self, scores: tf.Tensor, labels: tf.Tensor) -> tuple:
+        return tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(scores, labels)
+
+
+STEP_BATCHES, STEP_PASSES = 40, 3
+
+
+def train_step_ms(repeats: int) -> dict:
+    """Returns {variant: {"wall": [ms], "cpu": [ms]}} of the hm profile's hard-negatives ``train_step``."""
+    profile = load_profile("hm")
+    phase = next(ph for ph in profile.trainer.plan() if ph.hard_negatives)
+    with tempfile.TemporaryDirectory() as root:
+        generate_hm(os.path.join(root, "data"), DEMO_CUSTOMERS, DEMO_ARTICLES, DEMO_TRANSACTIONS, seed=0)
+        inputs = prepare(profile, os.path.join(root, "data"), os.path.join(root, "inputs"))
+        paths = inputs.paths(os.path.join(root, "run"), os.path.join(root, "ckpt"))
+        tft_output = tft.TFTransformOutput(paths.transform_graph)
+        query_raw, item_raw = raw_inputs(profile)
+        examples = data.transformed_dataset(paths.train, tft_output, query_raw + item_raw)
+        batches = list(examples.batch(phase.batch_size).take(STEP_BATCHES))
+        n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
+        counts = train.item_counts(examples.take(STEP_BATCHES * phase.batch_size), n_vocab + NUM_OOV_BUCKETS)
+        table = train.item_table(paths.catalog, tft_output, profile, n_vocab)
+        two_tower = train.build_model(profile, tft_output, counts, table, batches[0])[0]
+        tasks = {"tfrs": (TfrsMining, phase.hard_negatives), "twotower": (model.Retrieval, phase.hard_negatives)}
+        tasks["no_mining"] = (model.Retrieval, None)
+        steps = {}
+        for name, (task, hard) in tasks.items():
+            two_tower.set_loss(phase.loss, phase.negatives, phase.hard_negatives, phase.alignment)
+            two_tower.task = task(remove_accidental_hits=True, num_hard_negatives=hard)
+            steps[name] = tf.function(two_tower.train_step)
+            for batch in batches[:5]:
+                steps[name](batch)
+        ms = {name: {"wall": [], "cpu": []} for name in tasks}
+        for _ in range(repeats):
+            for name, step in steps.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(STEP_PASSES):
+                    for batch in batches:
+                        step(batch)
+                n = STEP_PASSES * len(batches)
+                ms[name]["wall"].append(round((time.perf_counter() - wall) / n * 1000, 2))
+                ms[name]["cpu"].append(round((time.process_time() - cpu) / n * 1000, 2))
+                print(f"{name}: {ms[name]['wall'][-1]} ms/step wall, {ms[name]['cpu'][-1]} CPU", flush=True)
+    return {"phase": phase.name, "negatives": phase.negatives, "hard_negatives": phase.hard_negatives, "ms": ms}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--calls", type=int, default=30, help="calls per timing")
     parser.add_argument("--repeats", type=int, default=5, help="alternating timings of each variant")
+    parser.add_argument("--train-step", action="store_true", help="also time the hm profile's train_step (see above)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -134,9 +201,17 @@ def main() -> None:
                 for _ in range(args.calls):
                     run(inputs)
                 cpu_ms[f"{name} {kind}"].append((time.process_time() - start) / args.calls * 1000)
+    report = {}
+    if args.train_step:
+        step = train_step_ms(args.repeats)
+        step["median_ms"] = {
+            name: {kind: statistics.median(v) for kind, v in times.items()} for name, times in step["ms"].items()
+        }
+        report["train_step"] = step
     write_report(
         args.out,
         {
+            **report,
             "queries": QUERIES,
             "candidates": CANDIDATES,
             "hard_negatives": HARD,

@@ -104,6 +104,57 @@ def test_hard_negatives_keep_the_highest_scoring_negatives():
     assert _loss(two_tower) == pytest.approx(expected, rel=1e-5)
 
 
+def _tfrs_mining(scores, labels, hard_negatives):
+    import tensorflow_recommenders as tfrs
+
+    return tfrs.layers.loss.HardNegativeMining(hard_negatives)(scores, labels)
+
+
+def _kept(scores, labels):
+    """Each row's kept (score, label) pairs as a sorted list: the kept columns, whatever their order."""
+    return [
+        sorted(zip(s, y, strict=True)) for s, y in zip(scores.numpy().tolist(), labels.numpy().tolist(), strict=True)
+    ]
+
+
+@pytest.mark.parametrize("case", ["random", "ties at the cut", "removed hits", "fewer candidates than k"])
+def test_hard_negative_mining_keeps_tfrs_columns_and_loss(case):
+    rng = np.random.default_rng(0)
+    queries, candidates, hard = 64, 300, 40
+    scores = rng.normal(size=(queries, candidates)).astype(np.float32)
+    if case == "ties at the cut":  # ten copies of each row's cut value: top_k keeps the first in column order
+        scores[:, 100:110] = np.sort(scores, axis=1)[:, -(hard + 1)][:, None]
+    if case == "removed hits":  # the accidental-hit marker on many columns, the positive among the marked
+        scores[:, ::3] = model._REMOVED
+    if case == "fewer candidates than k":
+        hard = candidates + 5
+    scores = tf.constant(scores)
+    labels = tf.one_hot(rng.integers(0, candidates, queries), candidates)
+    ours, theirs = model.hard_negative_mining(scores, labels, hard), _tfrs_mining(scores, labels, hard)
+    assert ours[0].shape == theirs[0].shape == (queries, min(hard + 1, candidates))
+    assert _kept(*ours) == _kept(*theirs)
+    assert tf.reduce_all(tf.reduce_sum(ours[1], axis=1) == 1.0)  # every positive is kept
+
+    def loss_and_gradient(mine):
+        with tf.GradientTape() as tape:
+            tape.watch(scores)
+            kept, y = mine(scores, labels, hard)
+            loss = tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(y, kept))
+        return loss.numpy(), tape.gradient(loss, scores).numpy()
+
+    (ours_loss, ours_grad), (tfrs_loss, tfrs_grad) = map(loss_and_gradient, (model.hard_negative_mining, _tfrs_mining))
+    assert ours_loss == pytest.approx(tfrs_loss, rel=1e-6)
+    np.testing.assert_allclose(ours_grad, tfrs_grad, atol=1e-6)
+
+
+def test_hard_negative_mining_of_nan_scores_is_a_nan_loss_not_a_shape_error():
+    scores = tf.constant([[0.5, np.nan, 0.1, np.nan], [np.nan] * 4])
+    labels = tf.one_hot([0, 2], 4)
+    kept, y = tf.function(model.hard_negative_mining)(scores, labels, 2)
+    assert kept.shape == (2, 3)
+    assert np.isnan(tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(y, kept)).numpy())
+
+
 def test_sampled_negatives_join_every_querys_candidates():
     table = {ITEM_ID: np.arange(4, dtype=np.int64)}
     two_tower = _model(item_table=table)

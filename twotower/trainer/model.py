@@ -37,6 +37,28 @@ from twotower.transform.features import ITEM_ID
 _REMOVED = tfrs.layers.loss.MIN_FLOAT / 2
 
 
+def hard_negative_mining(scores: tf.Tensor, labels: tf.Tensor, hard_negatives: int) -> tuple:
+    """Returns ``(scores, labels)`` ``[queries, k]`` of each query's positive and its ``k - 1`` hardest negatives.
+
+    ``k`` is ``hard_negatives + 1``, at most the number of candidates. The same columns as TFRS's
+    ``HardNegativeMining`` keeps, found without ``tf.math.top_k``: ``NthElement`` (a partial sort)
+    finds each row's k-th largest score, every column above it is kept, and columns tied with it
+    are taken in column order until there are k, which is the tie rule of ``top_k``. Only the order of
+    the kept columns differs from TFRS's, and the softmax loss does not depend on it. It takes about
+    a fifth less CPU per step than ``top_k`` (bench/hard_negative_mining.py). A NaN score is ranked
+    lowest, so a NaN batch still yields k columns (and a NaN loss) instead of a shape error.
+    """
+    keep = tf.minimum(hard_negatives + 1, tf.shape(scores)[1])
+    ranked = tf.stop_gradient(scores) + tf.cast(labels, scores.dtype) * tfrs.layers.loss.MAX_FLOAT
+    ranked = tf.where(tf.math.is_nan(ranked), tf.constant(-np.inf, ranked.dtype), ranked)
+    cut = tf.raw_ops.NthElement(input=ranked, n=tf.shape(ranked)[1] - keep)[:, None]
+    above, tied = ranked > cut, tf.equal(ranked, cut)
+    short = keep - tf.reduce_sum(tf.cast(above, tf.int32), axis=1, keepdims=True)
+    kept = above | (tied & (tf.cumsum(tf.cast(tied, tf.int32), axis=1) <= short))
+    columns = tf.reshape(tf.where(kept)[:, 1], [tf.shape(scores)[0], keep])
+    return tf.gather(scores, columns, batch_dims=1), tf.gather(labels, columns, batch_dims=1)
+
+
 def item_frequency(item_counts: np.ndarray) -> np.ndarray:
     """Returns ``[n_items]`` float32 add-one-smoothed training frequencies of each item index.
 
@@ -131,8 +153,12 @@ class Retrieval(tfrs.tasks.Retrieval):
         if self._remove_accidental_hits:
             scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, candidate_ids)
         if self._num_hard_negatives is not None:
-            scores, labels = tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(scores, labels)
+            scores, labels = self.mine(scores, labels)
         return self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+
+    def mine(self, scores: tf.Tensor, labels: tf.Tensor) -> tuple:
+        """Returns the positive and the hardest negatives of each query (``hard_negative_mining``)."""
+        return hard_negative_mining(scores, labels, self._num_hard_negatives)
 
 
 class TwoTowerModel(tfrs.Model):
