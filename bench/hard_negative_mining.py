@@ -19,15 +19,18 @@ trainer's own ``model.hard_negative_mining``: ``nth_element_ties`` with NaN scor
 (1,024 sampled negatives, 256 kept) on 40 batches of 512 demo examples, alternating the mining of
 TFRS's layer, of the trainer (``model.hard_negative_mining``) and none (the same candidates, no
 mining): ms per step, wall and CPU, mean of 3 passes over the batches, median over ``--repeats``.
-The mining's cost depends on the batch and candidate counts only, so the saving per step carries
-over to the full-size run's hard-negatives epoch.
+The mining's cost depends on the batch and candidate counts only, so the saving per step should
+carry over to the full-size run's hard-negatives epoch; ``--pipeline-root`` checks that on a
+finished full-size run's examples and transform graph (its embedding tables at their full size).
 """
 
 import argparse
+import glob
 import os
 import statistics
 import tempfile
 import time
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -41,7 +44,7 @@ from twotower.config import load_profile  # noqa: E402
 from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm  # noqa: E402
 from twotower.trainer import data, model, train  # noqa: E402
 from twotower.trainer.prepare import prepare  # noqa: E402
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, raw_inputs  # noqa: E402
+from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID, raw_inputs  # noqa: E402
 
 QUERIES, CANDIDATES, HARD = 512, 1536, 256
 KEEP = HARD + 1  # the positive and the hard negatives
@@ -136,19 +139,40 @@ class TfrsMining(model.Retrieval):
 STEP_BATCHES, STEP_PASSES = 40, 3
 
 
-def train_step_ms(repeats: int) -> dict:
-    """Returns {variant: {"wall": [ms], "cpu": [ms]}} of the hm profile's hard-negatives ``train_step``."""
+def pipeline_paths(root: str) -> SimpleNamespace:
+    """Returns the newest train / catalog examples and transform graph under a pipeline root."""
+
+    def newest(*parts: str) -> str:
+        found = sorted(glob.glob(os.path.join(root, *parts)), key=os.path.getmtime)
+        if not found:
+            raise SystemExit(f"{root}: no {os.path.join(*parts)} (a finished twotower run's pipeline root?)")
+        return found[-1]
+
+    examples = newest("JoinExampleGen", "examples", "*")
+    return SimpleNamespace(
+        train=[os.path.join(examples, "Split-train", "*.gz")],
+        catalog=[os.path.join(examples, "Split-catalog", "*.gz")],
+        transform_graph=newest("Transform", "transform_graph", "*"),
+    )
+
+
+def train_step_ms(repeats: int, pipeline_root: str = "") -> dict:
+    """Returns {variant: {"wall": [ms], "cpu": [ms]}} of the hm profile's hard-negatives ``train_step``,
+    on the demo data or on the examples and transform graph of ``pipeline_root`` (an hm run's)."""
     profile = load_profile("hm")
     phase = next(ph for ph in profile.trainer.plan() if ph.hard_negatives)
     with tempfile.TemporaryDirectory() as root:
-        generate_hm(os.path.join(root, "data"), DEMO_CUSTOMERS, DEMO_ARTICLES, DEMO_TRANSACTIONS, seed=0)
-        inputs = prepare(profile, os.path.join(root, "data"), os.path.join(root, "inputs"))
-        paths = inputs.paths(os.path.join(root, "run"), os.path.join(root, "ckpt"))
+        if pipeline_root:
+            paths = pipeline_paths(pipeline_root)
+        else:
+            generate_hm(os.path.join(root, "data"), DEMO_CUSTOMERS, DEMO_ARTICLES, DEMO_TRANSACTIONS, seed=0)
+            inputs = prepare(profile, os.path.join(root, "data"), os.path.join(root, "inputs"))
+            paths = inputs.paths(os.path.join(root, "run"), os.path.join(root, "ckpt"))
         tft_output = tft.TFTransformOutput(paths.transform_graph)
         query_raw, item_raw = raw_inputs(profile)
         examples = data.transformed_dataset(paths.train, tft_output, query_raw + item_raw)
         batches = list(examples.batch(phase.batch_size).take(STEP_BATCHES))
-        n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
+        n_vocab, n_users = tft_output.vocabulary_size_by_name(ITEM_ID), tft_output.vocabulary_size_by_name(USER_ID)
         counts = train.item_counts(examples.take(STEP_BATCHES * phase.batch_size), n_vocab + NUM_OOV_BUCKETS)
         table = train.item_table(paths.catalog, tft_output, profile, n_vocab)
         two_tower = train.build_model(profile, tft_output, counts, table, batches[0])[0]
@@ -172,7 +196,15 @@ def train_step_ms(repeats: int) -> dict:
                 ms[name]["wall"].append(round((time.perf_counter() - wall) / n * 1000, 2))
                 ms[name]["cpu"].append(round((time.process_time() - cpu) / n * 1000, 2))
                 print(f"{name}: {ms[name]['wall'][-1]} ms/step wall, {ms[name]['cpu'][-1]} CPU", flush=True)
-    return {"phase": phase.name, "negatives": phase.negatives, "hard_negatives": phase.hard_negatives, "ms": ms}
+    return {
+        "data": pipeline_root or f"demo ({DEMO_TRANSACTIONS} transactions)",
+        "users": n_users,
+        "items": n_vocab,
+        "phase": phase.name,
+        "negatives": phase.negatives,
+        "hard_negatives": phase.hard_negatives,
+        "ms": ms,
+    }
 
 
 def main() -> None:
@@ -181,6 +213,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=30, help="calls per timing")
     parser.add_argument("--repeats", type=int, default=5, help="alternating timings of each variant")
     parser.add_argument("--train-step", action="store_true", help="also time the hm profile's train_step (see above)")
+    parser.add_argument(
+        "--pipeline-root", default="", help="--train-step on this finished hm run's examples and transform graph"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -203,7 +238,7 @@ def main() -> None:
                 cpu_ms[f"{name} {kind}"].append((time.process_time() - start) / args.calls * 1000)
     report = {}
     if args.train_step:
-        step = train_step_ms(args.repeats)
+        step = train_step_ms(args.repeats, args.pipeline_root)
         step["median_ms"] = {
             name: {kind: statistics.median(v) for kind, v in times.items()} for name, times in step["ms"].items()
         }
