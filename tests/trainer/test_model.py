@@ -147,12 +147,14 @@ def test_hard_negative_mining_keeps_tfrs_columns_and_loss(case):
     np.testing.assert_allclose(ours_grad, tfrs_grad, atol=1e-6)
 
 
-def test_hard_negative_mining_of_nan_scores_is_a_nan_loss_not_a_shape_error():
-    scores = tf.constant([[0.5, np.nan, 0.1, np.nan], [np.nan] * 4])
-    labels = tf.one_hot([0, 2], 4)
+def test_hard_negative_mining_keeps_nan_scores_so_every_diverged_row_has_a_nan_loss():
+    # NaN beside the positive, a whole row of NaN, NaN at the positive only (a diverged item embedding)
+    scores = tf.constant([[0.5, np.nan, 0.1, np.nan], [np.nan] * 4, [np.nan, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]])
+    labels = tf.one_hot([0, 2, 0, 0], 4)
     kept, y = tf.function(model.hard_negative_mining)(scores, labels, 2)
-    assert kept.shape == (2, 3)
-    assert np.isnan(tf.reduce_sum(tf.nn.softmax_cross_entropy_with_logits(y, kept)).numpy())
+    assert kept.shape == (4, 3)
+    rows = tf.nn.softmax_cross_entropy_with_logits(y, kept).numpy()
+    assert np.isnan(rows[:3]).all() and np.isfinite(rows[3])
 
 
 def test_sampled_negatives_join_every_querys_candidates():

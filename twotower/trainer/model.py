@@ -44,13 +44,15 @@ def hard_negative_mining(scores: tf.Tensor, labels: tf.Tensor, hard_negatives: i
     ``HardNegativeMining`` keeps, found without ``tf.math.top_k``: ``NthElement`` (a partial sort)
     finds each row's k-th largest score, every column above it is kept, and columns tied with it
     are taken in column order until there are k, which is the tie rule of ``top_k``. Only the order of
-    the kept columns differs from TFRS's, and the softmax loss does not depend on it. It takes about
-    a fifth less CPU per step than ``top_k`` (bench/hard_negative_mining.py). A NaN score is ranked
-    lowest, so a NaN batch still yields k columns (and a NaN loss) instead of a shape error.
+    the kept columns differs from TFRS's, and the softmax loss does not depend on it. The hm
+    profile's hard-negatives step takes 36 CPU ms instead of 44 at the full H&M size
+    (bench/hard_negative_mining.py). A NaN score ranks highest: the row still yields k columns
+    (not a shape error), and its NaN is kept, so a diverged row's loss is NaN, never a finite loss
+    over the columns that happen to be numbers.
     """
     keep = tf.minimum(hard_negatives + 1, tf.shape(scores)[1])
     ranked = tf.stop_gradient(scores) + tf.cast(labels, scores.dtype) * tfrs.layers.loss.MAX_FLOAT
-    ranked = tf.where(tf.math.is_nan(ranked), tf.constant(-np.inf, ranked.dtype), ranked)
+    ranked = tf.where(tf.math.is_nan(ranked), tf.constant(np.inf, ranked.dtype), ranked)
     cut = tf.raw_ops.NthElement(input=ranked, n=tf.shape(ranked)[1] - keep)[:, None]
     above, tied = ranked > cut, tf.equal(ranked, cut)
     short = keep - tf.reduce_sum(tf.cast(above, tf.int32), axis=1, keepdims=True)
