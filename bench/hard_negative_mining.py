@@ -13,7 +13,7 @@ floor. Each variant is checked to keep exactly ``top_k``'s columns, on random sc
 with ten copies of the cut value per row. Times are CPU milliseconds per call of forward plus
 gradient (a softmax cross-entropy over the kept columns), alternating the variants, median of
 ``--repeats``: CPU time, so a busy machine inflates them less than wall time. ``twotower`` is the
-trainer's own ``model.hard_negative_mining``: ``nth_element_ties`` with NaN scores ranked lowest.
+trainer's own ``model.hard_negative_mining``: ``nth_element_ties`` with NaN scores ranked highest.
 
 ``--train-step`` also times the hm profile's whole ``train_step`` in its hard-negatives phase
 (1,024 sampled negatives, 256 kept) on 40 batches of 512 demo examples, alternating the mining of
