@@ -79,11 +79,12 @@ class _WriteBundle(beam.DoFn):
     def start_bundle(self) -> None:
         self._writer = None
 
-    def process(self, record: bytes) -> None:
+    def process(self, record: bytes) -> Iterable[str]:
         if self._writer is None:
             _make_dir(self._temp_dir)
             self._writer = self._sink.open_writer(self._temp_dir, str(uuid.uuid4()))
         self._writer.temp_handle.write(record)
+        return ()  # nothing per record (Beam warns about a process method that returns None)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         if self._writer is not None:
