@@ -148,6 +148,8 @@ def test_first_at_same_time_and_positional_splits():
     seconds = np.array([5, 5, 7, 9, 9, 9])
     assert history.first_at_same_time(seconds).tolist() == [0, 0, 2, 3, 3, 3]
     assert history.first_at_same_time(np.zeros(0, np.int64)).tolist() == []
+    assert history.first_at_same_time(np.array([3])).tolist() == [0]
+    assert history.first_at_same_time(np.array([1, 2, 3])).tolist() == [0, 1, 2]
     # 10 interactions, 20% test, 10% eval: positions 8, 9 test, 7 eval
     assert history.positional_splits(10, 0.2, 0.1) == ["train"] * 7 + ["eval"] + ["test"] * 2
 
@@ -174,7 +176,7 @@ def test_history_encoder_writes_the_bytes_of_the_plain_encoding():
     """The per-user buffer slicing gives exactly encode_features(plain_history(...)) for every row."""
     rng = np.random.default_rng(3)
     specs = [history.HistorySpec("recent", 3), history.HistorySpec("long", 50)]
-    for n in (0, 1, 7, 60):
+    for n in (0, 1, 2, 7, 60, 130):
         seconds = np.sort(rng.integers(0, 5, n) * 86_400 + rng.integers(0, 3, n)).astype(np.int64)
         items = [f"item-{rng.integers(0, 200)}" for _ in range(n)]
         encoder = history.HistoryEncoder(specs, items, seconds)
@@ -183,6 +185,9 @@ def test_history_encoder_writes_the_bytes_of_the_plain_encoding():
             plain = encode.encode_features(plain_history(specs, items, seconds, int(starts[i]), int(seconds[i])))
             assert encoder.encode(int(starts[i]), int(seconds[i])) == plain, (n, i)
         assert encoder.encode(n, 10**6) == encode.encode_features(plain_history(specs, items, seconds, n, 10**6))
+        assert encoder.encode_rows(starts, seconds) == [
+            encoder.encode(int(e), int(t)) for e, t in zip(starts, seconds, strict=True)
+        ]
 
 
 def test_entries_pack_and_unpack():

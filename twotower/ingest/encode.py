@@ -7,7 +7,7 @@ entries of a user or an item are encoded once and concatenated onto each of thei
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Tuple
 
 Record = Dict[str, Any]
 
@@ -86,6 +86,42 @@ def encode_features(record: Record, int_columns: Iterable[str] = ()) -> bytes:
         else:
             parts.append(bytes_list_feature(name, bytes_value(str(value).encode())))  # bytes_list { value }
     return b"".join(parts)
+
+
+class CachedEncoder:
+    """Callable: record -> ``encode_features(record, int_columns)``, the same bytes, remembering each entry.
+
+    An interaction row's values repeat (its date, its item, a channel), so the map entry of a
+    (feature, value) pair is encoded once and looked up after that, at most ``limit`` values per
+    feature. Strings, integers and floats other than zero are remembered (0.0 and -0.0 are equal keys
+    with different bytes); lists and tuples are encoded each time.
+    """
+
+    def __init__(self, int_columns: Iterable[str] = (), limit: int = 100_000):
+        self._ints = tuple(int_columns)
+        self._limit = limit
+        self._entries: Dict[Tuple[str, type], Dict[Any, bytes]] = {}
+
+    def __call__(self, record: Record) -> bytes:
+        parts = []
+        for name, value in record.items():
+            kind = type(value)
+            if kind not in _REMEMBERED or (kind is float and value == 0.0):
+                parts.append(encode_features({name: value}, self._ints))
+                continue
+            entries = self._entries.get((name, kind))
+            if entries is None:
+                entries = self._entries[(name, kind)] = {}
+            entry = entries.get(value)
+            if entry is None:
+                entry = encode_features({name: value}, self._ints)
+                if len(entries) < self._limit:
+                    entries[value] = entry
+            parts.append(entry)
+        return b"".join(parts)
+
+
+_REMEMBERED = (str, int, float)
 
 
 def wrap_example(features: bytes) -> bytes:

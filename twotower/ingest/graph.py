@@ -93,7 +93,7 @@ class IngestInteractions(beam.DoFn):
 
     def setup(self) -> None:
         self._parse = rows.RowParser(self._spec)
-        self._ints = (self._spec.timestamp,)
+        self._encode = encode.CachedEncoder((self._spec.timestamp,))
 
     def process(
         self,
@@ -137,10 +137,10 @@ class IngestInteractions(beam.DoFn):
             seconds = record[self._spec.timestamp]
             if partitions is not None:  # the user's and the item's features are joined after grouping
                 user_id = record.pop(self._user_id)  # added back once per user (``AttachHistories``)
-                entry = pack_entry(seconds, line, record[self._item_id], encode.encode_features(record, self._ints))
+                entry = pack_entry(seconds, line, record[self._item_id], self._encode(record))
                 partitions.add(user_id, entry)
                 continue
-            example = encode.wrap_example(encode.encode_features(record, self._ints) + user + item)
+            example = encode.wrap_example(self._encode(record) + user + item)
             split = split_of(seconds, boundaries)
             add_stat(stats, split, seconds)
             yield beam.pvalue.TaggedOutput(split, example)
