@@ -45,12 +45,17 @@ class Stages:
         return value
 
 
+def newest_output(pipeline_root: str, component: str, artifact: str) -> str:
+    """Returns the newest output directory ``COMPONENT/ARTIFACT/N`` of a component under the root."""
+    paths = glob.glob(os.path.join(pipeline_root, component, artifact, "*"))
+    if not paths:
+        raise SystemExit(f"no {component} output under {pipeline_root}")
+    return max(paths, key=os.path.getmtime)
+
+
 def newest_examples(pipeline_root: str) -> str:
     """Returns the newest JoinExampleGen output directory (``JoinExampleGen/examples/N``) under the root."""
-    paths = glob.glob(os.path.join(pipeline_root, "JoinExampleGen", "examples", "*"))
-    if not paths:
-        raise SystemExit(f"no JoinExampleGen output under {pipeline_root}")
-    return max(paths, key=os.path.getmtime)
+    return newest_output(pipeline_root, "JoinExampleGen", "examples")
 
 
 def main() -> None:

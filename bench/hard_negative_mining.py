@@ -25,7 +25,6 @@ finished full-size run's examples and transform graph (its embedding tables at t
 """
 
 import argparse
-import glob
 import os
 import statistics
 import tempfile
@@ -39,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
+from evaluator_stages import newest_examples, newest_output  # noqa: E402  (bench/evaluator_stages.py)
 
 from twotower.config import load_profile  # noqa: E402
 from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm  # noqa: E402
@@ -141,18 +141,11 @@ STEP_BATCHES, STEP_PASSES = 40, 3
 
 def pipeline_paths(root: str) -> SimpleNamespace:
     """Returns the newest train / catalog examples and transform graph under a pipeline root."""
-
-    def newest(*parts: str) -> str:
-        found = sorted(glob.glob(os.path.join(root, *parts)), key=os.path.getmtime)
-        if not found:
-            raise SystemExit(f"{root}: no {os.path.join(*parts)} (a finished twotower run's pipeline root?)")
-        return found[-1]
-
-    examples = newest("JoinExampleGen", "examples", "*")
+    examples = newest_examples(root)
     return SimpleNamespace(
         train=[os.path.join(examples, "Split-train", "*.gz")],
         catalog=[os.path.join(examples, "Split-catalog", "*.gz")],
-        transform_graph=newest("Transform", "transform_graph", "*"),
+        transform_graph=newest_output(root, "Transform", "transform_graph"),
     )
 
 
