@@ -36,15 +36,15 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
 from bench_report import write_report  # noqa: E402  (bench/bench_report.py)
 from evaluator_stages import newest_examples, newest_output  # noqa: E402  (bench/evaluator_stages.py)
+from train_step import step_model, time_step, warm_step  # noqa: E402  (bench/train_step.py)
 
 from twotower.config import load_profile  # noqa: E402
 from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm  # noqa: E402
-from twotower.trainer import data, model, train  # noqa: E402
+from twotower.trainer import model  # noqa: E402
 from twotower.trainer.prepare import prepare  # noqa: E402
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, USER_ID, raw_inputs  # noqa: E402
+from twotower.transform.features import ITEM_ID, USER_ID  # noqa: E402
 
 QUERIES, CANDIDATES, HARD = 512, 1536, 256
 KEEP = HARD + 1  # the positive and the hard negatives
@@ -136,9 +136,6 @@ class TfrsMining(model.Retrieval):
         return tfrs.layers.loss.HardNegativeMining(self._num_hard_negatives)(scores, labels)
 
 
-STEP_BATCHES, STEP_PASSES = 40, 3
-
-
 def pipeline_paths(root: str) -> SimpleNamespace:
     """Returns the newest train / catalog examples and transform graph under a pipeline root."""
     examples = newest_examples(root)
@@ -161,33 +158,21 @@ def train_step_ms(repeats: int, pipeline_root: str = "") -> dict:
             generate_hm(os.path.join(root, "data"), DEMO_CUSTOMERS, DEMO_ARTICLES, DEMO_TRANSACTIONS, seed=0)
             inputs = prepare(profile, os.path.join(root, "data"), os.path.join(root, "inputs"))
             paths = inputs.paths(os.path.join(root, "run"), os.path.join(root, "ckpt"))
-        tft_output = tft.TFTransformOutput(paths.transform_graph)
-        query_raw, item_raw = raw_inputs(profile)
-        examples = data.transformed_dataset(paths.train, tft_output, query_raw + item_raw)
-        batches = list(examples.batch(phase.batch_size).take(STEP_BATCHES))
+        two_tower, batches, tft_output = step_model(profile, paths, phase.batch_size)
         n_vocab, n_users = tft_output.vocabulary_size_by_name(ITEM_ID), tft_output.vocabulary_size_by_name(USER_ID)
-        counts = train.item_counts(examples.take(STEP_BATCHES * phase.batch_size), n_vocab + NUM_OOV_BUCKETS)
-        table = train.item_table(paths.catalog, tft_output, profile, n_vocab)
-        two_tower = train.build_model(profile, tft_output, counts, table, batches[0])[0]
         tasks = {"tfrs": (TfrsMining, phase.hard_negatives), "twotower": (model.Retrieval, phase.hard_negatives)}
         tasks["no_mining"] = (model.Retrieval, None)
         steps = {}
         for name, (task, hard) in tasks.items():
             two_tower.set_loss(phase.loss, phase.negatives, phase.hard_negatives, phase.alignment)
             two_tower.task = task(remove_accidental_hits=True, num_hard_negatives=hard)
-            steps[name] = tf.function(two_tower.train_step)
-            for batch in batches[:5]:
-                steps[name](batch)
+            steps[name] = warm_step(two_tower, batches)
         ms = {name: {"wall": [], "cpu": []} for name in tasks}
         for _ in range(repeats):
             for name, step in steps.items():
-                wall, cpu = time.perf_counter(), time.process_time()
-                for _ in range(STEP_PASSES):
-                    for batch in batches:
-                        step(batch)
-                n = STEP_PASSES * len(batches)
-                ms[name]["wall"].append(round((time.perf_counter() - wall) / n * 1000, 2))
-                ms[name]["cpu"].append(round((time.process_time() - cpu) / n * 1000, 2))
+                wall, cpu = time_step(step, batches)
+                ms[name]["wall"].append(round(wall, 2))
+                ms[name]["cpu"].append(round(cpu, 2))
                 print(f"{name}: {ms[name]['wall'][-1]} ms/step wall, {ms[name]['cpu'][-1]} CPU", flush=True)
     return {
         "data": pipeline_root or f"demo ({DEMO_TRANSACTIONS} transactions)",

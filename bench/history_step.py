@@ -12,42 +12,24 @@ import argparse
 import json
 import os
 import tempfile
-import time
 
-import tensorflow as tf
-import tensorflow_transform as tft
 from bench_report import write_report  # bench/bench_report.py
 from sweep import variant_profile  # bench/sweep.py: the same history overrides, model: false for null
+from train_step import BATCHES, step_model, time_step, warm_step  # bench/train_step.py
 
 from twotower.config import load_profile
 from twotower.data.synthetic import DEMO_ARTICLES, DEMO_CUSTOMERS, DEMO_TRANSACTIONS, generate_hm
-from twotower.trainer import data, train
 from twotower.trainer.prepare import prepare
-from twotower.transform.features import ITEM_ID, NUM_OOV_BUCKETS, history_item_features, raw_inputs
 
 VARIANTS = {"history": {}, "history_no_repeat": {"repeat": False}, "no_history": None}
-BATCHES, BATCH_SIZE, PASSES = 40, 512, 3
+BATCH_SIZE = 512
 
 
 def step_ms(profile, inputs, root: str) -> float:
-    """Returns the mean ms of ``PASSES`` passes of ``train_step`` over ``BATCHES`` batches (after 5 warm-up steps)."""
+    """Returns the mean wall ms per ``train_step`` of ``profile`` (bench/train_step.py: 3 passes over 40 batches)."""
     paths = inputs.paths(os.path.join(root, "run"), os.path.join(root, "ckpt"))
-    tft_output = tft.TFTransformOutput(paths.transform_graph)
-    query_raw, item_raw = raw_inputs(profile)
-    examples = data.transformed_dataset(paths.train, tft_output, query_raw + item_raw)
-    batches = list(examples.batch(BATCH_SIZE).take(BATCHES))
-    n_vocab = tft_output.vocabulary_size_by_name(ITEM_ID)
-    counts = train.item_counts(examples.take(BATCHES * BATCH_SIZE), n_vocab + NUM_OOV_BUCKETS)
-    table = train.item_table(paths.catalog, tft_output, profile, n_vocab) if history_item_features(profile) else None
-    two_tower = train.build_model(profile, tft_output, counts, table, batches[0])[0]
-    step = tf.function(two_tower.train_step)
-    for batch in batches[:5]:
-        step(batch)
-    start = time.perf_counter()
-    for _ in range(PASSES):
-        for batch in batches:
-            step(batch)
-    return (time.perf_counter() - start) / (PASSES * len(batches)) * 1000
+    two_tower, batches, _ = step_model(profile, paths, BATCH_SIZE)
+    return time_step(warm_step(two_tower, batches), batches)[0]
 
 
 def main() -> None:
